@@ -1,0 +1,22 @@
+"""aekit: every classic autoencoder as one composable, correct PyTorch model.
+
+A variant is a point in corruption x backbone x bottleneck x regularizers x likelihood:
+
+    import aekit
+    model = aekit.build("vae", input_shape=(1, 28, 28), latent_dim=2)
+    out = model(x)            # out.loss, out.terms, out.x_hat, out.z
+    aekit.save(model, "run/model"); same = aekit.load("run/model")
+"""
+
+__version__ = "0.1.0"
+
+from .build import build, resolve_config  # noqa: E402
+from .checkpoint import load, save  # noqa: E402
+from .errors import AekitError, CheckpointError, ConfigError, DataError, ShapeError, TrainingError  # noqa: E402
+from .model import AEOutput, Autoencoder  # noqa: E402
+from .variants import VARIANTS, list_variants  # noqa: E402
+
+__all__ = [
+    "AEOutput", "AekitError", "Autoencoder", "CheckpointError", "ConfigError", "DataError", "ShapeError",
+    "TrainingError", "VARIANTS", "build", "list_variants", "load", "resolve_config", "save", "__version__",
+]

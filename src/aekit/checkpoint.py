@@ -1,0 +1,173 @@
+"""Save and load models and training states without pickle.
+
+A model directory holds `config.json` (format version, the resolved configuration, the
+caller's keyword arguments, the SHA-256 of the weights) and `model.safetensors`. Every file is
+written to a temporary name in the same folder, flushed, fsynced and renamed, so a crash or a
+full disk leaves the previous file whole. Loading checks the checksum, refuses anything that is
+not a safetensors file (a pickle disguised as a checkpoint is never unpickled) and rebuilds the
+identical model.
+
+Nested state (an optimizer's state_dict) is stored by `save_state`: tensors go to safetensors
+under flat keys, everything else to JSON with {"__tensor__": key} placeholders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write data to path via a temporary file + fsync + rename; the old file survives any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    return st_save({k: v.detach().contiguous().clone() for k, v in tensors.items()})
+
+
+def read_tensors(path, *, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {str(path)!r} does not exist.")
+    data = path.read_bytes()
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise CheckpointError(
+            f"weights file {str(path)!r} is corrupted or truncated: its SHA-256 does not match the one in its config."
+        )
+    try:
+        return st_load(data)
+    except (SafetensorError, Exception) as exc:  # safetensors raises several types on garbage
+        raise CheckpointError(f"{str(path)!r} is not a valid safetensors file ({type(exc).__name__}: {exc}).") from None
+
+
+def read_json(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{str(path)!r} does not exist.")
+    try:
+        obj = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({exc}).") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{str(path)!r} must hold a JSON object; got {type(obj).__name__}.")
+    return obj
+
+
+# ---------------------------------------------------------------------- models
+def save(model, directory: str | os.PathLike) -> Path:
+    """Write model.safetensors and config.json into directory (created if needed)."""
+    from . import __version__
+    from .build import FORMAT_VERSION
+
+    directory = Path(directory)
+    data = tensors_to_bytes(model.state_dict())
+    atomic_write_bytes(directory / WEIGHTS_NAME, data)
+    config = {"format_version": FORMAT_VERSION, "aekit_version": __version__, "weights_sha256": sha256(data),
+              "config": model.config}
+    atomic_write_json(directory / CONFIG_NAME, config)
+    return directory
+
+
+def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
+    """Rebuild a model saved by `save` (eval mode); outputs are bit-identical to the saved model's."""
+    from .build import FORMAT_VERSION, assemble
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {str(directory)!r} does not exist.")
+    meta = read_json(directory / CONFIG_NAME)
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has format_version {version!r}; this aekit reads {FORMAT_VERSION}.")
+    if "config" not in meta:
+        raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has no 'config' entry.")
+    model = assemble(dict(meta["config"]))
+    state = read_tensors(directory / WEIGHTS_NAME, expected_sha256=meta.get("weights_sha256"))
+    load_state_into(model, state, source=directory / WEIGHTS_NAME)
+    return model.to(map_location).eval()
+
+
+def load_state_into(module: torch.nn.Module, state: dict, *, source) -> None:
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{str(source)!r} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    for key, value in own.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"{str(source)!r}: {key} has shape {tuple(state[key].shape)}, the model expects {tuple(value.shape)}.")
+    module.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------- nested states
+def flatten_state(obj, prefix: str = "s") -> tuple[object, dict[str, torch.Tensor]]:
+    """Replace every tensor in a nested dict/list by {'__tensor__': key}; return (skeleton, tensors)."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(o, path):
+        if isinstance(o, torch.Tensor):
+            tensors[path] = o
+            return {"__tensor__": path}
+        if isinstance(o, dict):
+            return {"__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{i}")] for i, (k, v) in enumerate(o.items())]}
+        if isinstance(o, (list, tuple)):
+            return {"__list__" if isinstance(o, list) else "__tuple__": [walk(v, f"{path}.{i}") for i, v in enumerate(o)]}
+        if o is None or isinstance(o, (bool, int, float, str)):
+            return o
+        raise CheckpointError(f"cannot store a value of type {type(o).__name__} at {path} without pickle.")
+
+    return walk(obj, prefix), tensors
+
+
+def unflatten_state(skeleton, tensors: dict[str, torch.Tensor]):
+    def walk(o):
+        if isinstance(o, dict):
+            if "__tensor__" in o:
+                return tensors[o["__tensor__"]]
+            if "__dict__" in o:
+                return {walk(k): walk(v) for k, v in o["__dict__"]}
+            if "__list__" in o:
+                return [walk(v) for v in o["__list__"]]
+            if "__tuple__" in o:
+                return tuple(walk(v) for v in o["__tuple__"])
+        return o
+
+    try:
+        return walk(skeleton)
+    except KeyError as exc:
+        raise CheckpointError(f"training state refers to a missing tensor {exc}.") from None

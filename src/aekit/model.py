@@ -1,0 +1,163 @@
+"""The Autoencoder: one model for every variant, assembled from the five axes.
+
+    x --corruption--> x~ --encoder--> (h, skips) --bottleneck--> Code(z, posterior?, aux)
+    z (+ skips) --decoder--> params --likelihood.nll(x, params)--> per-sample NLL
+    loss = mean over batch [ nll + sum(aux) + sum_k weight_k * regularizer_k ]
+
+The target is always the clean x. `forward` returns an `AEOutput` whose `terms` (batch means,
+unweighted) combined with `weights` give `loss` exactly: loss = sum_k weights[k] * terms[k].
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .bottlenecks import Code
+from .errors import ConfigError, ShapeError
+from .regularizers import RegContext
+
+
+@dataclass
+class AEOutput:
+    x_hat: torch.Tensor  # (B, *shape) reconstruction mean in data units
+    z: torch.Tensor  # (B, D) the code the decoder saw
+    code: Code
+    loss: torch.Tensor  # () scalar = sum_k weights[k] * terms[k]
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> () batch mean, unweighted
+    weights: dict[str, float] = field(default_factory=dict)  # name -> multiplier
+    per_sample: torch.Tensor | None = None  # (B,) weighted per-sample loss (anomaly scores)
+    nll: torch.Tensor | None = None  # (B,) negative log-likelihood of each clean input
+    params: torch.Tensor | None = None  # (B, *shape) raw decoder output (logits for bernoulli)
+
+
+class Autoencoder(nn.Module):
+    """Corruption x backbone x bottleneck x regularizers x likelihood. Build it with `aekit.build`."""
+
+    def __init__(self, *, input_shape, corruption, encoder, bottleneck, decoder, likelihood,
+                 regularizers: dict[str, nn.Module], config: dict | None = None) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.corruption = corruption
+        self.encoder = encoder
+        self.bottleneck = bottleneck
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.regularizers = nn.ModuleDict(regularizers)
+        self.config = dict(config or {})
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def latent_dim(self) -> int:
+        return self.bottleneck.latent_dim
+
+    @property
+    def is_generative(self) -> bool:
+        return self.bottleneck.kind == "gaussian"
+
+    @property
+    def uses_skips(self) -> bool:
+        return bool(getattr(self.decoder, "use_skips", False))
+
+    @property
+    def variant(self) -> str | None:
+        return self.config.get("variant")
+
+    def check_input(self, x: torch.Tensor, *, name: str = "x") -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
+        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ShapeError(
+                f"{name} has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, self.input_shape))}) "
+                f"for a model built with input_shape={self.input_shape}."
+            )
+        if not x.is_floating_point():
+            raise ShapeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}.")
+
+    def check_latent(self, z: torch.Tensor, *, name: str = "z") -> None:
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}).")
+
+    # ----------------------------------------------------------------- pieces
+    def encode_code(self, x: torch.Tensor) -> tuple[Code, list]:
+        self.check_input(x)
+        h, skips = self.encoder(x)  # (B, F), [skip maps]
+        return self.bottleneck(h), skips
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic code of clean x: z for deterministic bottlenecks, mu for Gaussian ones."""
+        code, _ = self.encode_code(x)
+        return code.mean  # (B, D)
+
+    def decode_params(self, z: torch.Tensor, skips=()) -> torch.Tensor:
+        self.check_latent(z)
+        if self.uses_skips and not skips:
+            raise ConfigError(
+                "this model's decoder uses U-Net skip connections (skips=True), so it cannot decode a code "
+                "alone; use reconstruct(x) or build it with skips=False."
+            )
+        return self.decoder(z, skips)
+
+    def decode(self, z: torch.Tensor, skips=()) -> torch.Tensor:
+        """Reconstruction mean for codes z: (B, D) -> (B, *input_shape)."""
+        return self.likelihood.mean(self.decode_params(z, skips))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the deterministic code of clean x (no corruption, no sampling)."""
+        code, skips = self.encode_code(x)
+        return self.likelihood.mean(self.decoder(code.mean, skips))
+
+    # ----------------------------------------------------------------- training objective
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        self.check_input(x)
+        x_in = self.corruption(x)  # (B, *shape); the clean x stays the target
+        needs_grad = any(r.needs_input_grad and r.weight > 0 for r in self.regularizers.values())
+        if needs_grad:
+            x_in = x_in.detach().requires_grad_(True)
+        with torch.enable_grad() if needs_grad else contextlib.nullcontext():  # the penalty differentiates z wrt x
+            h, skips = self.encoder(x_in)
+            code = self.bottleneck(h)
+            params = self.decoder(code.z, skips)
+            nll = self.likelihood.nll(x, params)  # (B,)
+            terms = {"nll": nll.mean()}
+            weights = {"nll": 1.0}
+            per_sample = nll
+            for name, value in code.aux_losses.items():
+                terms[name], weights[name] = value.mean(), 1.0
+                per_sample = per_sample + value
+            ctx = RegContext(x_in=x_in, code=code, model=self)
+            for name, reg in self.regularizers.items():
+                w = reg.current_weight()
+                value = reg(ctx)  # (B,)
+                terms[name], weights[name] = value.mean(), w
+                per_sample = per_sample + w * value
+        loss = sum(weights[k] * terms[k] for k in terms)
+        return AEOutput(x_hat=self.likelihood.mean(params), z=code.z, code=code, loss=loss, terms=terms,
+                        weights=weights, per_sample=per_sample, nll=nll, params=params)
+
+    # ----------------------------------------------------------------- generation
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws z ~ N(0, I) decoded to means: (n, *input_shape). Gaussian bottlenecks only."""
+        if not self.is_generative:
+            raise ConfigError(
+                "sample() needs a generative model: bottleneck must be 'gaussian' (a VAE); "
+                f"got bottleneck={self.bottleneck.kind!r}."
+            )
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n must be a positive integer; got {n!r}.")
+        z = self.bottleneck.sample_prior(n, generator=generator)
+        return self.decode(z)
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+        """Decode the straight line between the codes of a and b: (steps, *input_shape)."""
+        if not isinstance(steps, int) or steps < 2:
+            raise ConfigError(f"steps must be an integer >= 2; got {steps!r}.")
+        a = a.unsqueeze(0) if a.dim() == len(self.input_shape) else a
+        b = b.unsqueeze(0) if b.dim() == len(self.input_shape) else b
+        za, zb = self.encode(a)[:1], self.encode(b)[:1]  # (1, D) each
+        t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
+        return self.decode((1 - t) * za + t * zb)

@@ -1,0 +1,119 @@
+"""The named variants: each a few lines that pick a point in the product of axes.
+
+A recipe returns the keyword arguments it sets; `build(variant, **overrides)` starts from the
+library defaults, applies the recipe, then the caller's overrides. Any unnamed combination is a
+plain `build(...)` call with the axes spelled out.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+VARIANTS: dict[str, Callable[[], dict]] = {}
+
+
+def register(name: str):
+    def deco(fn: Callable[[], dict]):
+        VARIANTS[name] = fn
+        return fn
+
+    return deco
+
+
+@register("ae")
+def ae() -> dict:
+    """Undercomplete autoencoder: one hidden layer, a code narrower than the input.
+    Rumelhart, Hinton & Williams 1986; Goodfellow, Bengio & Courville 2016, ch. 14.1."""
+    return {"hidden": [256], "latent_dim": 32}
+
+
+@register("linear")
+def linear() -> dict:
+    """Linear autoencoder: no nonlinearity anywhere; at its optimum the code spans the top-k
+    principal subspace. Baldi & Hornik 1989, Neural networks and principal component analysis."""
+    return {"hidden": [], "activation": "identity", "code_activation": "none", "latent_dim": 8}
+
+
+@register("deep")
+def deep() -> dict:
+    """Deep autoencoder 784-1000-500-250-30 (mirrored). Hinton & Salakhutdinov 2006,
+    Reducing the dimensionality of data with neural networks."""
+    return {"hidden": [1000, 500, 250], "latent_dim": 30}
+
+
+@register("conv")
+def conv() -> dict:
+    """Convolutional autoencoder: strided Conv2d down, ConvTranspose2d up.
+    Masci et al. 2011, Stacked convolutional auto-encoders for hierarchical feature extraction."""
+    return {"backbone": "conv", "channels": [32, 64], "latent_dim": 16}
+
+
+@register("dae")
+def dae() -> dict:
+    """Denoising autoencoder: reconstruct the clean input from a masked one.
+    Vincent et al. 2008, Extracting and composing robust features with denoising autoencoders."""
+    return {"hidden": [256], "latent_dim": 32, "corruption": "masking:0.25"}
+
+
+@register("sparse_l1")
+def sparse_l1() -> dict:
+    """Sparse autoencoder with an L1 penalty on ReLU code activations.
+    Goodfellow, Bengio & Courville 2016, ch. 14.2.1; Ranzato et al. 2007."""
+    return {"hidden": [256], "latent_dim": 64, "code_activation": "relu",
+            "regularizers": {"l1_activity": {"weight": 1e-3}}}
+
+
+@register("sparse_kl")
+def sparse_kl() -> dict:
+    """Sparse autoencoder: KL(rho || rho_hat) on the mean activation of sigmoid code units;
+    works overcomplete (latent_dim larger than the input). Ng 2011, CS294A Sparse autoencoder notes."""
+    return {"hidden": [256], "latent_dim": 64, "code_activation": "sigmoid",
+            "regularizers": {"kl_sparsity": {"rho": 0.05, "weight": 3.0}}}
+
+
+@register("cae")
+def cae() -> dict:
+    """Contractive autoencoder: one sigmoid layer plus the squared Frobenius norm of its Jacobian.
+    Rifai et al. 2011, Contractive auto-encoders: explicit invariance during feature extraction."""
+    return {"hidden": [], "latent_dim": 32, "code_activation": "sigmoid",
+            "regularizers": {"contractive": {"weight": 0.1, "method": "auto"}}}
+
+
+@register("vae")
+def vae() -> dict:
+    """Variational autoencoder: Gaussian posterior, reparameterisation, Bernoulli decoder, ELBO.
+    Kingma & Welling 2014, Auto-encoding variational Bayes."""
+    return {"hidden": [512, 256], "latent_dim": 16, "bottleneck": "gaussian", "likelihood": "bernoulli",
+            "regularizers": {"kl_prior": {"beta": 1.0}}}
+
+
+@register("beta_vae")
+def beta_vae() -> dict:
+    """beta-VAE: the VAE with the KL weighted by beta > 1 for disentangled codes.
+    Higgins et al. 2017, beta-VAE: learning basic visual concepts with a constrained variational framework."""
+    return {**vae(), "latent_dim": 10, "regularizers": {"kl_prior": {"beta": 4.0}}}
+
+
+def variant_doc(name: str) -> tuple[str, str]:
+    """(summary, reference) from a recipe's docstring."""
+    doc = inspect.getdoc(VARIANTS[name]) or ""
+    summary, _, reference = doc.partition("\n")
+    if not reference:  # the reference may follow on the same line after the first sentence
+        reference = ""
+    return summary.strip(), " ".join(reference.split())
+
+
+def list_variants() -> list[dict]:
+    """Every named variant with its summary, reference and the axes it sets."""
+    from .build import resolve_config
+
+    out = []
+    for name in VARIANTS:
+        summary, reference = variant_doc(name)
+        cfg = resolve_config(name, input_shape=(1, 28, 28))
+        axes = {k: cfg[k] for k in ("backbone", "bottleneck", "corruption", "likelihood")}
+        axes["regularizers"] = sorted(cfg["regularizers"])
+        out.append({"name": name, "summary": summary, "reference": reference, "axes": axes,
+                    "latent_dim": cfg["latent_dim"]})
+    return out
