@@ -1,0 +1,467 @@
+"""The Trainer: one small, model-agnostic loop for every variant.
+
+Fast path for data that fits in memory (MNIST-sized): the training set is one tensor and each
+batch is an index slice of a per-epoch permutation drawn from a seeded generator; no
+DataLoader, no collation. A torch Dataset that does not fit in memory goes through a
+DataLoader instead (the streaming path). The model's `forward` returns the loss and its named
+terms; the trainer logs every term without knowing which model it trains.
+
+Reproducible and resumable: every random stream (weights' init via build's seed, the shuffling
+generator, the binarization generator, torch's global RNG used by corruptions and
+reparameterisation) is seeded and saved in each checkpoint with the model, the optimizer and
+the scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
+are written atomically into a new folder per epoch; `checkpoints/last.json` is switched to it
+by an atomic rename, and the previous folder is kept as a fallback.
+
+Validation uses the training objective with corruption off and, for Gaussian posteriors, one
+posterior sample with a fixed seed (an unbiased ELBO estimate, not the optimistic z = mu).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .errors import CheckpointError, ConfigError, TrainingError, check_choice
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "onecycle", "step")
+BINARIZE = ("none", "dynamic", "threshold")
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyperparameter, recorded in run.json and in each checkpoint."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    schedule: str = "none"  # none | cosine (with warmup) | onecycle | step (x0.1 at 1/2 and 3/4)
+    warmup_steps: int = 0
+    grad_clip: float | None = None  # max global gradient norm
+    seed: int = 0
+    early_stopping: int | None = None  # patience in epochs on the validation loss
+    binarize: str = "none"  # none | dynamic (resampled each batch) | threshold (x > 0.5, fixed)
+    max_time: float | None = None  # seconds; stops after the epoch that crosses it
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+    tensorboard: bool = False
+    keep_checkpoints: int = 2
+    num_workers: int = 0  # streaming path only
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("binarize", self.binarize, BINARIZE)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number; got {self.lr!r}.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be a positive number or None; got {self.grad_clip!r}.")
+        if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 1):
+            raise ConfigError(f"early_stopping must be a positive integer (epochs) or None; got {self.early_stopping!r}.")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        for key in d:
+            check_choice("training option", key, names)
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val: float | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    try:  # fused (multi-tensor, one kernel) Adam: a large share of a small model's step time
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    total = max(1, total_steps)
+    warm = max(0, min(cfg.warmup_steps, total - 1))
+    if cfg.schedule == "none" and warm == 0:
+        return None
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "cosine":
+            t = (step - warm) / max(1, total - warm)
+            return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        if cfg.schedule == "step":
+            return 1.0 if step < total // 2 else (0.1 if step < 3 * total // 4 else 0.01)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+@contextlib.contextmanager
+def validation_mode(model: nn.Module, seed: int):
+    """Eval mode (no corruption, no KL step count), but a sampled posterior; fixed noise, RNG untouched."""
+    was = model.training
+    model.eval()
+    bottleneck = getattr(model, "bottleneck", None)
+    if bottleneck is not None and getattr(bottleneck, "kind", None) == "gaussian":
+        bottleneck.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            model.train(was)
+
+
+class Trainer:
+    """Train any aekit model (or any module whose forward returns .loss and .terms)."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
+                 run_info: dict | None = None, callbacks: list[Callable[[dict, "Trainer"], None]] | None = None) -> None:
+        self.model = model
+        self.cfg = config or TrainConfig()
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.run_info = dict(run_info or {})
+        self.callbacks = list(callbacks or [])
+        self.optimizer = make_optimizer(model, self.cfg)
+        self.scheduler = None
+        self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.binarize_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps completed
+        self.best_val: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self.elapsed = 0.0
+        self._tb = None
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"{name} must be a torch.Tensor or a torch Dataset; got {type(x).__name__}.")
+        if hasattr(self.model, "check_input"):
+            self.model.check_input(x[:1], name=name)
+        x = x.float().contiguous()
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ConfigError(f"{name} contains {bad} NaN or inf values.")
+        if self.cfg.binarize == "threshold":
+            x = (x > 0.5).float()
+        likelihood = getattr(self.model, "likelihood", None)
+        if likelihood is not None:
+            likelihood.check_target(x, name=name)
+        return x
+
+    def _batches(self, x: torch.Tensor):
+        n, b = x.shape[0], self.cfg.batch_size
+        perm = torch.randperm(n, generator=self.shuffle_gen)
+        for i in range(0, n, b):
+            xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
+            if self.cfg.binarize == "dynamic":
+                xb = torch.bernoulli(xb, generator=self.binarize_gen)
+            yield xb
+
+    def _stream_batches(self, dataset):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=True,
+                                             generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
+        for item in loader:
+            xb = item[0] if isinstance(item, (list, tuple)) else item
+            xb = xb.float()
+            if self.cfg.binarize == "dynamic":
+                xb = torch.bernoulli(xb, generator=self.binarize_gen)
+            elif self.cfg.binarize == "threshold":
+                xb = (xb > 0.5).float()
+            yield xb
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train, val: torch.Tensor | None = None, *, resume: bool = False) -> TrainResult:
+        streaming = not isinstance(train, torch.Tensor)
+        if streaming:
+            if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
+                raise ConfigError(f"train must be a tensor or a map-style torch Dataset; got {type(train).__name__}.")
+            n_train = len(train)
+        else:
+            train = self._prepare(train, "train")
+            n_train = train.shape[0]
+        if n_train == 0:
+            raise ConfigError("train has no samples.")
+        if val is not None:
+            val = self._prepare(val, "val")
+            if val.shape[0] == 0:
+                val = None
+            elif self.cfg.binarize == "dynamic":  # one fixed binarization: comparable across epochs
+                val = torch.bernoulli(val, generator=torch.Generator().manual_seed(self.cfg.seed + 2))
+        steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
+        self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
+        if resume:
+            self.load_checkpoint()
+        elif self.out_dir is not None:
+            self._write_run_info()
+        self._open_tensorboard()
+        result = TrainResult()
+        try:
+            while self.epoch < self.cfg.epochs:
+                t0 = time.perf_counter()
+                record = self._train_epoch(self._stream_batches(train) if streaming else self._batches(train),
+                                           steps_per_epoch)
+                if val is not None:
+                    record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+                self.elapsed += time.perf_counter() - t0
+                self.epoch += 1
+                record = {"epoch": self.epoch, "step": self.step, "time": round(self.elapsed, 4),
+                          "lr": self.optimizer.param_groups[0]["lr"], **record}
+                self.history.append(record)
+                improved = self._track_best(record)
+                self._log(record)
+                if self.out_dir is not None:
+                    self.save_checkpoint(best=improved)
+                for cb in self.callbacks:
+                    cb(record, self)
+                if self.cfg.early_stopping and self.bad_epochs >= self.cfg.early_stopping:
+                    result.stopped_early = True
+                    break
+                if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
+                    break
+        finally:
+            if self._tb is not None:
+                self._tb.close()
+        if self.out_dir is not None and self.best_epoch is None:
+            ckpt.save(self.model, self.out_dir)  # no validation data: the final model is the one kept
+        result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
+        result.seconds = self.elapsed
+        return result
+
+    def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
+        model, opt = self.model, self.optimizer
+        model.train()
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        bar = self._progress(steps_per_epoch)
+        for i, xb in enumerate(batches):
+            out = model(xb)
+            loss = out.loss
+            if not torch.isfinite(loss):
+                where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
+                last = self.last_checkpoint_dir()
+                kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
+                raise TrainingError(f"the loss became {float(loss)} at {where}{kept}. Try a lower --lr or --grad-clip.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
+            opt.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.step += 1
+            n = xb.shape[0]
+            count += n
+            with torch.no_grad():  # accumulate as tensors: one sync per epoch, not per term per step
+                sums["loss"] = sums.get("loss", 0) + loss.detach() * n
+                for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0) + v.detach() * n
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0:
+                    bar.set_postfix({k: f"{float(v) / count:.4g}" for k, v in sums.items()})
+        if bar is not None:
+            bar.close()
+        return {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, *, batch_size: int = 1024) -> dict:
+        """The training objective on x (validation mode); means per sample of the loss and every term."""
+        sums: dict[str, float] = {}
+        with validation_mode(self.model, self.cfg.seed + 3):
+            needs_grad = any(getattr(r, "needs_input_grad", False) for r in getattr(self.model, "regularizers", {}).values())
+            ctx = torch.enable_grad() if needs_grad else contextlib.nullcontext()
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i:i + batch_size]
+                with ctx:
+                    out = self.model(xb)
+                n = xb.shape[0]
+                sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
+                for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * n
+        return {k: v / x.shape[0] for k, v in sums.items()}
+
+    def _track_best(self, record: dict) -> bool:
+        val = record.get("val_loss")
+        if val is None:
+            return False
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val, self.epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    # ------------------------------------------------------------------ logging
+    def _progress(self, total: int):
+        show = self.cfg.progress if self.cfg.progress is not None else sys.stderr.isatty()
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False, file=sys.stderr)
+
+    def _open_tensorboard(self) -> None:
+        if not self.cfg.tensorboard or self.out_dir is None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("tensorboard=True needs the tensorboard package: pip install 'aekit[tensorboard]'.") from None
+        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.epoch + 1)
+
+    def _log(self, record: dict) -> None:
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, record["epoch"])
+        if self.out_dir is None:
+            return
+        ckpt.atomic_write_json(self.out_dir / "history.json", self.history)
+        keys: list[str] = []
+        for r in self.history:
+            keys += [k for k in r if k not in keys]
+        lines = [",".join(keys)] + [",".join("" if r.get(k) is None else repr(r[k]) for k in keys) for r in self.history]
+        ckpt.atomic_write_bytes(self.out_dir / "history.csv", ("\n".join(lines) + "\n").encode())
+
+    def _write_run_info(self) -> None:
+        info = {**self.run_info, "train": asdict(self.cfg), "model": getattr(self.model, "config", {})}
+        ckpt.atomic_write_json(self.out_dir / "run.json", ckpt._jsonable(info) if hasattr(ckpt, "_jsonable") else info)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_root(self) -> Path:
+        assert self.out_dir is not None
+        return self.out_dir / "checkpoints"
+
+    def last_checkpoint_dir(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        pointer = self.checkpoint_root / "last.json"
+        if not pointer.is_file():
+            return None
+        try:
+            return self.checkpoint_root / json.loads(pointer.read_text())["dir"]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def save_checkpoint(self, *, best: bool = False) -> Path:
+        """Write model + optimizer + scheduler + RNG + counters into a new folder, then switch last.json to it."""
+        root = self.checkpoint_root
+        name = f"epoch-{self.epoch:05d}"
+        tmp = root / f".{name}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        ckpt.save(self.model, tmp)
+        skeleton, tensors = ckpt.flatten_state({
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng_torch": torch.get_rng_state(),
+            "rng_shuffle": self.shuffle_gen.get_state(),
+            "rng_binarize": self.binarize_gen.get_state(),
+        })
+        data = ckpt.tensors_to_bytes(tensors)
+        ckpt.atomic_write_bytes(tmp / "state.safetensors", data)
+        meta = {"format_version": 1, "state": skeleton, "state_sha256": ckpt.sha256(data), "epoch": self.epoch,
+                "step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
+                "train": asdict(self.cfg)}
+        ckpt.atomic_write_json(tmp / "state.json", meta)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        ckpt.atomic_write_json(root / "last.json", {"dir": name, "epoch": self.epoch})
+        if best:
+            ckpt.save(self.model, self.out_dir)
+        kept = sorted(p for p in root.glob("epoch-*") if p.is_dir())
+        for old in kept[:-self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self) -> Path:
+        """Restore the newest readable checkpoint; a corrupted newest one falls back to the previous."""
+        if self.out_dir is None:
+            raise ConfigError("resume needs an output directory (out_dir).")
+        candidates = []
+        last = self.last_checkpoint_dir()
+        if last is not None:
+            candidates.append(last)
+        candidates += [p for p in sorted(self.checkpoint_root.glob("epoch-*"), reverse=True) if p not in candidates]
+        if not candidates:
+            raise CheckpointError(f"nothing to resume in {str(self.out_dir)!r}: no checkpoints/ folder with a checkpoint.")
+        errors = []
+        for path in candidates:
+            try:
+                self._restore(path)
+                if errors:
+                    print(f"aekit: skipped unreadable checkpoint(s): {'; '.join(errors)}; resumed from {path}", file=sys.stderr)
+                return path
+            except CheckpointError as exc:
+                errors.append(str(exc))
+        raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
+
+    def _restore(self, path: Path) -> None:
+        meta = ckpt.read_json(path / "state.json")
+        tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
+        cfg_meta = ckpt.read_json(path / ckpt.CONFIG_NAME)
+        weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME, expected_sha256=cfg_meta.get("weights_sha256"))
+        state = ckpt.unflatten_state(meta["state"], tensors)
+        ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
+        torch.set_rng_state(state["rng_torch"])
+        self.shuffle_gen.set_state(state["rng_shuffle"])
+        self.binarize_gen.set_state(state["rng_binarize"])
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
+        self.bad_epochs, self.elapsed = int(meta["bad_epochs"]), float(meta["elapsed"])
+        self.history = list(meta["history"])
+
+
+def train(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
+          callbacks=None, **options) -> TrainResult:
+    """One-call training: aekit.train(model, x_train, x_val, epochs=5, lr=1e-3, out_dir='run')."""
+    trainer = Trainer(model, TrainConfig.from_dict(options), out_dir=out_dir, callbacks=callbacks)
+    return trainer.fit(train_data, val_data, resume=resume)
