@@ -30,15 +30,15 @@ def ae() -> dict:
 
 @register("linear")
 def linear() -> dict:
-    """Linear autoencoder: no nonlinearity anywhere; at its optimum the code spans the top-k
-    principal subspace. Baldi & Hornik 1989, Neural networks and principal component analysis."""
+    """Linear autoencoder: no nonlinearity anywhere; at its optimum the code spans the top-k principal subspace.
+    Baldi & Hornik 1989, Neural networks and principal component analysis."""
     return {"hidden": [], "activation": "identity", "code_activation": "none", "latent_dim": 8}
 
 
 @register("deep")
 def deep() -> dict:
-    """Deep autoencoder 784-1000-500-250-30 (mirrored). Hinton & Salakhutdinov 2006,
-    Reducing the dimensionality of data with neural networks."""
+    """Deep autoencoder 784-1000-500-250-30 (mirrored).
+    Hinton & Salakhutdinov 2006, Reducing the dimensionality of data with neural networks."""
     return {"hidden": [1000, 500, 250], "latent_dim": 30}
 
 
@@ -66,8 +66,8 @@ def sparse_l1() -> dict:
 
 @register("sparse_kl")
 def sparse_kl() -> dict:
-    """Sparse autoencoder: KL(rho || rho_hat) on the mean activation of sigmoid code units;
-    works overcomplete (latent_dim larger than the input). Ng 2011, CS294A Sparse autoencoder notes."""
+    """Sparse autoencoder: KL(rho || rho_hat) on the mean activation of sigmoid code units; works overcomplete.
+    Ng 2011, CS294A lecture notes, Sparse autoencoder."""
     return {"hidden": [256], "latent_dim": 64, "code_activation": "sigmoid",
             "regularizers": {"kl_sparsity": {"rho": 0.05, "weight": 3.0}}}
 
@@ -96,12 +96,11 @@ def beta_vae() -> dict:
 
 
 def variant_doc(name: str) -> tuple[str, str]:
-    """(summary, reference) from a recipe's docstring."""
-    doc = inspect.getdoc(VARIANTS[name]) or ""
-    summary, _, reference = doc.partition("\n")
-    if not reference:  # the reference may follow on the same line after the first sentence
-        reference = ""
-    return summary.strip(), " ".join(reference.split())
+    """(summary, reference): a recipe's docstring is the summary, then the reference on its last line."""
+    lines = (inspect.getdoc(VARIANTS[name]) or "").splitlines()
+    if len(lines) < 2:
+        return " ".join(lines), ""
+    return " ".join(line.strip() for line in lines[:-1]), lines[-1].strip()
 
 
 def list_variants() -> list[dict]:

@@ -1,0 +1,67 @@
+"""The `aekit` command: list, train, evaluate, encode, reconstruct, sample, demo.
+
+Every error a user can cause ends the command with a one-line message and a non-zero exit
+code (2 for usage errors, 1 for everything else); never a traceback from inside torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import AekitError
+from .parser import Parser
+
+
+def make_parser() -> Parser:
+    from .. import __version__
+    from .demo import add_demo_parser
+    from .inspect_cmd import add_inspect_parsers
+    from .list_cmd import add_list_parser
+    from .train_cmd import add_train_parser
+
+    parser = Parser(prog="aekit", description="Train, compare, inspect and use autoencoders.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_list_parser(sub)
+    add_train_parser(sub)
+    add_inspect_parsers(sub)
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "config", None):
+        from .train_cmd import apply_config_file
+
+        defaults = {a.dest: a.default for a in parser._subparsers._group_actions[0].choices[args.command]._actions}
+        try:
+            apply_config_file(args, defaults)
+        except AekitError as exc:
+            print(f"aekit: error: {exc}", file=sys.stderr)
+            return 2
+    if os.environ.get("OMP_NUM_THREADS") is None and os.environ.get("AEKIT_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["AEKIT_THREADS"]))
+    try:
+        return int(args.func(args) or 0)
+    except AekitError as exc:
+        print(f"aekit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aekit: interrupted; the last checkpoint is kept (resume with --resume).", file=sys.stderr)
+        return 130
+    except OSError as exc:  # disk full, permission denied, ...: name the file, no traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"aekit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

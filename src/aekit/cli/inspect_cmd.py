@@ -1,0 +1,148 @@
+"""`aekit evaluate | encode | reconstruct | sample`: use a trained run directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..metrics import elbo_terms, reconstruction_metrics
+from ..runs import load_run, run_data
+from .parser import positive_int
+from .train_cmd import add_data_options
+
+
+def add_inspect_parsers(sub) -> None:
+    p = sub.add_parser("evaluate", help="reconstruction metrics (and the ELBO for VAEs) of a run",
+                       description="Reconstruction MSE, summed squared error, BCE and PSNR; ELBO and KL in nats per image for VAEs.")
+    p.add_argument("run_dir", help="a run directory written by 'aekit train'")
+    add_data_options(p, required=False)
+    p.add_argument("--split", default=None, help="split of a named dataset: train, val, test, all (default: test)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--elbo-samples", type=positive_int, default=1, help="posterior samples per image for the ELBO (default: 1)")
+    p.set_defaults(func=run_evaluate)
+
+    for name, what in (("encode", "codes (N x latent_dim) as .npy"), ("reconstruct", "reconstructions in the data's units as .npy")):
+        p = sub.add_parser(name, help=f"write the {what}", description=f"Write the {what}.")
+        p.add_argument("run_dir", help="a run directory written by 'aekit train'")
+        add_data_options(p, required=False)
+        p.add_argument("--split", default=None, help="split of a named dataset (default: test)")
+        p.add_argument("--out", required=True, help="output .npy file")
+        p.set_defaults(func=run_encode if name == "encode" else run_reconstruct)
+
+    p = sub.add_parser("sample", help="draw samples from a VAE's prior", description="Decode draws z ~ N(0, I).")
+    p.add_argument("run_dir", help="a run directory of a generative variant (vae, beta_vae)")
+    p.add_argument("-n", type=positive_int, default=16, help="number of samples (default: 16)")
+    p.add_argument("--out", required=True, help="output .npy (array) or .png (image grid)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    p.set_defaults(func=run_sample)
+
+
+def _binarized(x: torch.Tensor, info: dict) -> tuple[torch.Tensor, str]:
+    mode = (info.get("train") or {}).get("binarize", "none")
+    if mode == "dynamic":  # one fixed stochastic binarization, the usual protocol for likelihoods
+        return torch.bernoulli(x, generator=torch.Generator().manual_seed(0)), mode
+    if mode == "threshold":
+        return (x > 0.5).float(), mode
+    return x, mode
+
+
+@torch.no_grad()
+def batched(fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples: int = 1) -> dict:
+    model, info = load_run(run_dir)
+    x, _, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
+    x, binarize = _binarized(x, info)
+    x_hat = batched(model.reconstruct, x)
+    out = {"data": what, "variant": model.variant, "binarize": binarize, **reconstruction_metrics(x, x_hat)}
+    if model.is_generative:
+        terms = elbo_terms(model, x, samples=elbo_samples)
+        out.update({k: terms[k] for k in ("elbo", "kl", "nll_recon", "bits_per_dim")})
+        out["kl_per_unit"] = terms["kl_per_unit"]
+    return out
+
+
+def run_evaluate(args) -> int:
+    result = evaluate_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
+                          elbo_samples=args.elbo_samples)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            if k != "kl_per_unit":
+                print(f"{k:>15}: {v:.6g}" if isinstance(v, float) else f"{k:>15}: {v}")
+    return 0
+
+
+def _out_path(path: str, suffixes: tuple[str, ...]) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out must end in {' or '.join(suffixes)}; got {path!r}.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    from ..checkpoint import atomic_write_bytes
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_encode(args) -> int:
+    out = _out_path(args.out, (".npy",))
+    model, info = load_run(args.run_dir)
+    x, _, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    z = batched(model.encode, x)  # (N, D) deterministic codes
+    _save_npy(out, z.numpy().astype(np.float32))
+    print(f"wrote {tuple(z.shape)} codes of {what} to {out}", file=sys.stderr)
+    return 0
+
+
+def run_reconstruct(args) -> int:
+    out = _out_path(args.out, (".npy",))
+    model, info = load_run(args.run_dir)
+    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    x_hat = ds.to_raw(batched(model.reconstruct, x))  # back to the units of the loaded data
+    _save_npy(out, x_hat.numpy().astype(np.float32))
+    print(f"wrote {tuple(x_hat.shape)} reconstructions of {what} to {out}", file=sys.stderr)
+    return 0
+
+
+def image_grid(images: np.ndarray, *, cols: int | None = None) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> (rows*H, cols*W[, C]) uint8 with 1-pixel gaps."""
+    n, c, h, w = images.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = np.clip(img.transpose(1, 2, 0), 0, 1)
+    grid = (grid * 255).round().astype(np.uint8)
+    return grid[..., 0] if c == 1 else grid
+
+
+def run_sample(args) -> int:
+    out = _out_path(args.out, (".npy", ".png"))
+    model, info = load_run(args.run_dir)
+    with torch.no_grad():
+        x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+    if out.suffix.lower() == ".npy":
+        _save_npy(out, x.numpy().astype(np.float32))
+    else:
+        if len(model.input_shape) != 3:
+            raise ConfigError(f"--out .png needs an image model; this one has input_shape={model.input_shape}. Use .npy.")
+        from PIL import Image
+
+        Image.fromarray(image_grid(x.numpy())).save(out)
+    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,30 @@
+"""`aekit list`: the named variants with their axes and references."""
+
+from __future__ import annotations
+
+import json
+
+from ..variants import list_variants
+from .parser import print_table
+
+
+def add_list_parser(sub) -> None:
+    p = sub.add_parser("list", help="list the named variants", description="The named variants, their axes and references.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_list)
+
+
+def run_list(args) -> int:
+    variants = list_variants()
+    if args.json:
+        print(json.dumps(variants, indent=2))
+        return 0
+    rows = []
+    for v in variants:
+        a = v["axes"]
+        rows.append({"variant": v["name"], "backbone": a["backbone"], "bottleneck": a["bottleneck"],
+                     "corruption": a["corruption"]["kind"] if isinstance(a["corruption"], dict) else a["corruption"],
+                     "regularizers": ",".join(a["regularizers"]) or "-", "likelihood": a["likelihood"],
+                     "reference": v["reference"]})
+    print_table(rows, ["variant", "backbone", "bottleneck", "corruption", "regularizers", "likelihood", "reference"])
+    return 0

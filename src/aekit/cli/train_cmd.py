@@ -1,0 +1,181 @@
+"""`aekit train VARIANT --data SRC --out RUN_DIR [...]`: build a model, train it, keep the run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+
+from ..build import assemble, build
+from ..checkpoint import read_json
+from ..data import load_data
+from ..errors import ConfigError, check_choice
+from ..train import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig, Trainer
+from ..variants import VARIANTS
+from .parser import int_list, parse_sparsity, positive_float, positive_int
+
+
+def add_data_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--data", required=required, default=None if not required else argparse.SUPPRESS,
+                   help="data source: digits, mnist, fashion-mnist, or a .npy/.npz/.csv/.mat/IDX file or image folder")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the IDX .gz files of mnist / fashion-mnist (default: $AEKIT_DATA_DIR, else download)")
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a variant and write a run directory",
+                       description="Train a named variant on a data source; RUN_DIR gets the config, weights and history.")
+    p.add_argument("variant", help=f"one of: {', '.join(VARIANTS)}")
+    add_data_options(p, required=False)
+    p.add_argument("--out", default=None, help="run directory to write (required)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--config", default=None, help="TOML or YAML file of options (keys as below; the command line wins)")
+    g = p.add_argument_group("model")
+    g.add_argument("--latent-dim", type=positive_int, default=None, help="code size (default: the variant's)")
+    g.add_argument("--backbone", choices=["mlp", "conv", "unet"], default=None, help="encoder/decoder family (default: the variant's)")
+    g.add_argument("--hidden", type=int_list, default=None, help="mlp hidden widths, e.g. 512,256 (default: the variant's)")
+    g.add_argument("--channels", type=int_list, default=None, help="conv/unet channels per level, e.g. 32,64")
+    g.add_argument("--activation", default=None, help="hidden activation: relu, tanh, elu, gelu, ... (default: the variant's)")
+    g.add_argument("--code-activation", default=None, help="deterministic code activation: none, sigmoid, relu, tanh")
+    g.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="decoder likelihood (default: the variant's)")
+    g.add_argument("--learn-sigma", action="store_true", default=None, help="learn the Gaussian likelihood's sigma")
+    g.add_argument("--beta", type=float, default=None, help="KL weight of VAE variants (default: the variant's)")
+    g.add_argument("--noise", default=None, help="input corruption: none, gaussian:STD, masking:P, salt_and_pepper:P")
+    g.add_argument("--sparsity", default=None, help="sparsity penalty: kl:RHO[:WEIGHT] or l1:WEIGHT")
+    g.add_argument("--contractive", type=float, default=None, help="contractive penalty weight")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data (default: 10)")
+    g.add_argument("--batch-size", type=positive_int, default=None, help="samples per step (default: 128)")
+    g.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: 1e-3)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="optimizer (default: adam, fused)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: 0)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning-rate schedule (default: none)")
+    g.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps (default: 0)")
+    g.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient norm (default: off)")
+    g.add_argument("--early-stopping", type=positive_int, default=None, help="patience in epochs on the validation loss")
+    g.add_argument("--binarize", choices=BINARIZE, default=None, help="binarize inputs: none, dynamic, threshold")
+    g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
+    g.add_argument("--seed", type=int, default=None, help="seed for weights, shuffling and noise (default: 0)")
+    g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    g = p.add_argument_group("data options")
+    g.add_argument("--val-fraction", type=float, default=None, help="share of the training data held out (default: 0.1)")
+    g.add_argument("--max-samples", type=positive_int, default=None, help="train on a random subset of this size")
+    g.add_argument("--image-size", type=int_list, default=None, help="resize image folders to H,W (or one size)")
+    g.add_argument("--standardize", action="store_true", default=None, help="standardize table columns")
+    g.add_argument("--label-column", default=None, help="csv column holding labels (name or index)")
+    p.set_defaults(func=run_train)
+
+
+def apply_config_file(args: argparse.Namespace, parser_defaults: dict) -> None:
+    """Fill options not given on the command line from --config (TOML or YAML)."""
+    path = Path(args.config)
+    if not path.is_file():
+        raise ConfigError(f"--config file {str(path)!r} does not exist.")
+    try:
+        if path.suffix.lower() == ".toml":
+            values = tomllib.loads(path.read_text())
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(path.read_text()) or {}
+        else:
+            raise ConfigError(f"--config must be a .toml, .yaml or .yml file; got {str(path)!r}.")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config file {str(path)!r} is not valid TOML: {exc}.") from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"--config file {str(path)!r} could not be read: {exc}.") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config file {str(path)!r} must hold a table of options.")
+    allowed = sorted(k for k in parser_defaults if k not in ("func", "command", "config"))
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        check_choice(f"option in {path.name}", dest, allowed)
+        if getattr(args, dest, None) in (None, False):
+            if dest in ("hidden", "channels", "image_size") and isinstance(value, str):
+                value = int_list(value)
+            setattr(args, dest, value)
+
+
+def model_overrides(args) -> dict:
+    regs: dict = {}
+    if args.sparsity:
+        regs.update(parse_sparsity(args.sparsity))
+    if args.contractive is not None:
+        regs["contractive"] = {"weight": args.contractive}
+    out = dict(latent_dim=args.latent_dim, backbone=args.backbone, hidden=args.hidden, channels=args.channels,
+               activation=args.activation, code_activation=args.code_activation, likelihood=args.likelihood,
+               learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None)
+    if args.sparsity and args.sparsity.startswith("kl") and args.code_activation is None:
+        out["code_activation"] = "sigmoid"  # the KL penalty needs codes in (0, 1)
+    return out
+
+
+def train_options(args) -> dict:
+    names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_steps", "grad_clip",
+             "early_stopping", "binarize", "max_time", "seed", "tensorboard")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def data_options(args) -> dict:
+    size = args.image_size
+    if isinstance(size, list):
+        size = tuple(size) if len(size) == 2 else (size[0] if len(size) == 1 else size)
+    return {"source": args.data, "data_dir": args.data_dir,
+            "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
+            "seed": args.seed if args.seed is not None else 0, "image_size": size,
+            "standardize": bool(args.standardize), "label_column": args.label_column, "max_samples": args.max_samples}
+
+
+def run_train(args) -> int:
+    if args.out is None:
+        raise ConfigError("--out RUN_DIR is required: the folder that receives the config, weights and history.")
+    out = Path(args.out)
+    check_choice("variant", args.variant, VARIANTS)
+    if args.resume:
+        info = read_json(out / "run.json")
+        data = dict(info["data"])
+        if args.data_dir:
+            data["data_dir"] = args.data_dir
+        source = data.pop("source")
+        ds = load_data(source, **{k: v for k, v in data.items() if v is not None})
+        model = assemble(dict(info["model"]))
+        train_cfg = dict(info["train"])
+        if args.epochs is not None:
+            train_cfg["epochs"] = args.epochs
+        cfg = TrainConfig.from_dict(train_cfg)
+        run_info = {k: v for k, v in info.items() if k not in ("train", "model")}
+    else:
+        if (out / "run.json").exists() and not args.overwrite:
+            raise ConfigError(f"{str(out)!r} already holds a run; pass --resume to continue it or --overwrite to replace it.")
+        if args.data is None:
+            raise ConfigError("--data is required: digits, mnist, fashion-mnist or a file/folder path.")
+        data = data_options(args)
+        ds = load_data(data["source"], **{k: v for k, v in data.items() if k != "source" and v is not None})
+        model = build(args.variant, input_shape=ds.shape, seed=args.seed if args.seed is not None else 0,
+                      **model_overrides(args))
+        cfg = TrainConfig.from_dict({**train_options(args), "progress": False if args.quiet else None})
+        run_info = {"variant": args.variant, "data": data, "dataset": ds.to_dict(), "command": sys.argv[1:]}
+    verbose = not args.quiet
+
+    def report(record, trainer):
+        if verbose:
+            terms = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_")))
+            print(f"epoch {record['epoch']:>3}/{trainer.cfg.epochs}  {terms}  ({record['time']:.1f}s)", file=sys.stderr)
+
+    trainer = Trainer(model, cfg, out_dir=out, run_info=run_info, callbacks=[report])
+    result = trainer.fit(ds.train, ds.val, resume=args.resume)
+    summary = {"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
+               "best_epoch": result.best_epoch, "best_val_loss": result.best_val,
+               "stopped_early": result.stopped_early}
+    print(json.dumps(summary))
+    return 0
+
+
+__all__ = ["add_train_parser", "add_data_options", "asdict"]

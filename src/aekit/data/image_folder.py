@@ -1,0 +1,95 @@
+"""Reader for a directory of PNG / JPEG images (Pillow).
+
+- Images directly in the folder: no labels. Images in class subfolders (folder/cat/1.png, ...):
+  labels are the sorted subfolder names mapped to 0, 1, ... . A mix of both is refused.
+- All images grayscale ("1", "L", "LA") -> 1 channel, else RGB (alpha dropped) -> 3 channels.
+- `image_size` (H, W) resizes every image (bilinear, antialiased); without it all images must
+  have the same size, else a DataError names two files and their sizes.
+- Files are read in sorted path order; hidden files (".name") are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from aekit.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+GRAY_MODES = ("1", "L", "LA")
+
+
+def _image_files(root: Path) -> list[Path]:
+    files = [
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"{path}: could not read image: {exc}.") from exc
+
+
+def read_image_folder(
+    root: str | Path, *, image_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Read every image under root into (x (N, C, H, W) uint8, labels (N,) or None, classes)."""
+    from PIL import Image
+
+    root = Path(root)
+    files = _image_files(root)
+    if not files:
+        raise DataError(
+            f"{root}: empty data: expected image files ({', '.join(IMAGE_EXTENSIONS)}) in the "
+            "folder or in class subfolders; found none."
+        )
+    depths = {len(p.relative_to(root).parts) > 1 for p in files}
+    if len(depths) == 2:
+        top = next(p for p in files if len(p.relative_to(root).parts) == 1)
+        sub = next(p for p in files if len(p.relative_to(root).parts) > 1)
+        raise DataError(
+            f"{root}: images are both directly in the folder ({top.name}) and in subfolders "
+            f"({sub.relative_to(root).as_posix()}); expected one layout: all in the folder "
+            "(no labels) or all in class subfolders."
+        )
+    headers = []                                     # (path, (W, H), mode)
+    for p in files:
+        with _open(p) as img:
+            headers.append((p, img.size, img.mode))
+    gray = all(mode in GRAY_MODES for _, _, mode in headers)
+    if image_size is None:
+        first_path, first_size, _ = headers[0]
+        for p, size, _ in headers[1:]:
+            if size != first_size:
+                raise DataError(
+                    f"{root}: images of mixed sizes: {first_path.name} is {first_size[0]}x"
+                    f"{first_size[1]} (WxH) but {p.relative_to(root).as_posix()} is {size[0]}x"
+                    f"{size[1]}; pass image_size (--image-size) to resize them all."
+                )
+    arrays = []
+    for p in files:
+        with _open(p) as img:
+            try:
+                img = img.convert("L" if gray else "RGB")
+                if image_size is not None and img.size != (image_size[1], image_size[0]):
+                    img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+                a = np.asarray(img, dtype=np.uint8)
+            except OSError as exc:
+                raise DataError(f"{p}: could not decode image: {exc}.") from exc
+        arrays.append(a[None] if gray else np.transpose(a, (2, 0, 1)))   # (C, H, W)
+    x = np.stack(arrays)                                                   # (N, C, H, W)
+    labels = classes = None
+    if depths == {True}:
+        names = [p.relative_to(root).parts[0] for p in files]
+        classes = sorted(set(names))
+        lookup = {c: i for i, c in enumerate(classes)}
+        labels = np.array([lookup[n] for n in names], dtype=np.int64)
+    return x, labels, classes
