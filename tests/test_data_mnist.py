@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import struct
 import urllib.error
 from pathlib import Path
@@ -22,7 +23,7 @@ from aekit.data import load_data
 from aekit.data import mnist as mn
 from aekit.errors import DataError
 
-REAL_MNIST = Path("/work/shared/data/mnist")
+REAL_MNIST = Path(os.environ.get("AEKIT_MNIST_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
 needs_real_mnist = pytest.mark.skipif(
     not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file(), reason="no local MNIST copy"
 )
