@@ -14,9 +14,10 @@ from .build import build, resolve_config  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .errors import AekitError, CheckpointError, ConfigError, DataError, ShapeError, TrainingError  # noqa: E402
 from .model import AEOutput, Autoencoder  # noqa: E402
+from .train import TrainConfig, Trainer, fit  # noqa: E402
 from .variants import VARIANTS, list_variants  # noqa: E402
 
 __all__ = [
     "AEOutput", "AekitError", "Autoencoder", "CheckpointError", "ConfigError", "DataError", "ShapeError",
-    "TrainingError", "VARIANTS", "build", "list_variants", "load", "resolve_config", "save", "__version__",
+    "TrainConfig", "Trainer", "TrainingError", "VARIANTS", "fit", "build", "list_variants", "load", "resolve_config", "save", "__version__",
 ]

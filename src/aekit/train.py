@@ -460,8 +460,8 @@ class Trainer:
         self.history = list(meta["history"])
 
 
-def train(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
-          callbacks=None, **options) -> TrainResult:
-    """One-call training: aekit.train(model, x_train, x_val, epochs=5, lr=1e-3, out_dir='run')."""
+def fit(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
+        callbacks=None, **options) -> TrainResult:
+    """One-call training: aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir='run')."""
     trainer = Trainer(model, TrainConfig.from_dict(options), out_dir=out_dir, callbacks=callbacks)
     return trainer.fit(train_data, val_data, resume=resume)
