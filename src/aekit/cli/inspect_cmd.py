@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..metrics import elbo_terms, reconstruction_metrics
+from ..metrics import (active_units, elbo_terms, iwae_bound, knn_accuracy, linear_probe_accuracy,
+                       reconstruction_metrics, ssim)
 from ..runs import load_run, run_data
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -24,6 +25,10 @@ def add_inspect_parsers(sub) -> None:
     p.add_argument("--split", default=None, help="split of a named dataset: train, val, test, all (default: test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--elbo-samples", type=positive_int, default=1, help="posterior samples per image for the ELBO (default: 1)")
+    p.add_argument("--iwae-k", type=positive_int, default=None,
+                   help="add nll_iwae, the importance-weighted NLL estimate with K samples (VAEs), and active_units")
+    p.add_argument("--probe", action="store_true",
+                   help="add probe_accuracy (logistic regression) and knn_accuracy of the codes, fitted on the train split")
     p.set_defaults(func=run_evaluate)
 
     for name, what in (("encode", "codes (N x latent_dim) as .npy"), ("reconstruct", "reconstructions in the data's units as .npy")):
@@ -56,22 +61,45 @@ def batched(fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
-def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples: int = 1) -> dict:
+def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples: int = 1,
+                 iwae_k: int | None = None, probe: bool = False) -> dict:
     model, info = load_run(run_dir)
-    x, _, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
+    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
     x, binarize = _binarized(x, info)
     x_hat = batched(model.reconstruct, x)
     out = {"data": what, "variant": model.variant, "binarize": binarize, **reconstruction_metrics(x, x_hat)}
+    if len(model.input_shape) == 3 and out["bce_per_image"] is not None:
+        out["ssim"] = ssim(x, x_hat)
     if model.is_generative:
         terms = elbo_terms(model, x, samples=elbo_samples)
         out.update({k: terms[k] for k in ("elbo", "kl", "nll_recon", "bits_per_dim")})
         out["kl_per_unit"] = terms["kl_per_unit"]
+    if iwae_k is not None:
+        if not model.is_generative:
+            raise ConfigError(f"--iwae-k needs a VAE (bottleneck 'gaussian'); this run is {model.variant!r}.")
+        out["nll_iwae"] = -iwae_bound(model, x, k=iwae_k)
+        out["iwae_k"] = iwae_k
+        out["active_units"] = active_units(model, x)["active_units"]
+    if probe:
+        out.update(probe_scores(model, ds, x, y, info))
     return out
+
+
+def probe_scores(model, ds, x_test, y_test, info: dict) -> dict:
+    """Linear-probe and k-NN accuracy of codes, fitted on the run's training split."""
+    if y_test is None or ds.y_train is None:
+        raise ConfigError("--probe needs labels; this data source has none.")
+    x_train = ds.train
+    z_train = batched(model.encode, x_train).numpy()
+    z_test = batched(model.encode, x_test).numpy()
+    return {"probe_accuracy": linear_probe_accuracy(z_train, ds.y_train, z_test, y_test),
+            "knn_accuracy": knn_accuracy(z_train, ds.y_train, z_test, y_test),
+            "probe_fit_samples": int(x_train.shape[0])}
 
 
 def run_evaluate(args) -> int:
     result = evaluate_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
-                          elbo_samples=args.elbo_samples)
+                          elbo_samples=args.elbo_samples, iwae_k=args.iwae_k, probe=args.probe)
     if args.json:
         print(json.dumps(result))
     else:

@@ -1,6 +1,8 @@
-"""Metrics: reconstruction quality and likelihood bounds, as plain functions over tensors."""
+"""Metrics as plain functions over tensors: reconstruction, likelihood bounds, representation."""
 
-from .likelihood import elbo_terms
-from .reconstruction import reconstruction_metrics
+from .likelihood import active_units, elbo_terms, iwae_bound
+from .reconstruction import reconstruction_metrics, ssim
+from .representation import knn_accuracy, linear_probe_accuracy
 
-__all__ = ["elbo_terms", "reconstruction_metrics"]
+__all__ = ["active_units", "elbo_terms", "iwae_bound", "knn_accuracy", "linear_probe_accuracy",
+           "reconstruction_metrics", "ssim"]

@@ -43,3 +43,44 @@ def reconstruction_metrics(x: torch.Tensor, x_hat: torch.Tensor, *, peak: float 
         out["bce_per_image"] = None
     out["rmse"] = math.sqrt(out["mse_per_pixel"])
     return out
+
+
+def _gaussian_window(size: int, sigma: float, dtype) -> torch.Tensor:
+    coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]  # (size, size)
+
+
+@torch.no_grad()
+def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
+         reduction: str = "mean") -> torch.Tensor | float:
+    """Structural similarity (Wang et al. 2004) of images (N, C, H, W) or (N, H, W).
+
+    A Gaussian window (11 x 11, sigma 1.5, shrunk to the image when smaller), K1 = 0.01,
+    K2 = 0.03, population covariances, the mean over valid window positions and channels; this
+    matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False) for images of 11 pixels or more a side (skimage filters smaller
+    ones with reflect padding; this uses the largest odd window that fits). reduction: 'mean' -> float, 'none' -> (N,) tensor.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"ssim needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() == 3:
+        x, y = x.unsqueeze(1), y.unsqueeze(1)
+    if x.dim() != 4:
+        raise ValueError(f"ssim needs images (N, C, H, W) or (N, H, W); got shape {tuple(x.shape)}")
+    x, y = x.double(), y.double()
+    n, c, h, w = x.shape
+    size = min(window, h, w)
+    size = size if size % 2 == 1 else size - 1
+    # skimage truncates the Gaussian at 3.5 sigma: window = 2 * int(3.5 * sigma + 0.5) + 1 = 11 for sigma = 1.5
+    kernel = _gaussian_window(size, sigma, x.dtype).expand(c, 1, size, size)
+    conv = lambda t: torch.nn.functional.conv2d(t, kernel, groups=c)  # noqa: E731  valid positions only
+    mu_x, mu_y = conv(x), conv(y)
+    sxx = conv(x * x) - mu_x**2
+    syy = conv(y * y) - mu_y**2
+    sxy = conv(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    per_image = s.flatten(1).mean(dim=1)  # (N,)
+    return float(per_image.mean()) if reduction == "mean" else per_image
