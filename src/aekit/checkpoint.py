@@ -58,7 +58,7 @@ def sha256(data: bytes) -> str:
 
 
 def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    return st_save({k: v.detach().contiguous().clone() for k, v in tensors.items()})
+    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
 
 
 def read_tensors(path, *, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:

@@ -63,6 +63,8 @@ class TrainConfig:
     tensorboard: bool = False
     keep_checkpoints: int = 2
     num_workers: int = 0  # streaming path only
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
+    deterministic: bool = False  # GPU: deterministic cuDNN kernels, so resume is bit-exact for conv models too
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"grad_clip must be a positive number or None; got {self.grad_clip!r}.")
         if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 1):
             raise ConfigError(f"early_stopping must be a positive integer (epochs) or None; got {self.early_stopping!r}.")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'; got {self.device!r}.")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
 
@@ -130,15 +134,28 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but this torch has no CUDA device available; use device='cpu'.")
+    return device
+
+
+def _rng_devices(device: torch.device) -> list:
+    return [device.index or 0] if device.type == "cuda" else []
+
+
 @contextlib.contextmanager
-def validation_mode(model: nn.Module, seed: int):
+def validation_mode(model: nn.Module, seed: int, device: torch.device | None = None):
     """Eval mode (no corruption, no KL step count), but a sampled posterior; fixed noise, RNG untouched."""
     was = model.training
     model.eval()
     bottleneck = getattr(model, "bottleneck", None)
     if bottleneck is not None and getattr(bottleneck, "kind", None) == "gaussian":
         bottleneck.train()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=_rng_devices(device or torch.device("cpu"))):
         torch.manual_seed(seed)
         try:
             yield
@@ -151,15 +168,18 @@ class Trainer:
 
     def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
                  run_info: dict | None = None, callbacks: list[Callable[[dict, "Trainer"], None]] | None = None) -> None:
-        self.model = model
         self.cfg = config or TrainConfig()
+        self.device = resolve_device(self.cfg.device)
+        if self.cfg.deterministic and self.device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        self.model = model.to(self.device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
         self.optimizer = make_optimizer(model, self.cfg)
         self.scheduler = None
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
-        self.binarize_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        self.binarize_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps completed
         self.best_val: float | None = None
@@ -175,7 +195,7 @@ class Trainer:
             raise ConfigError(f"{name} must be a torch.Tensor or a torch Dataset; got {type(x).__name__}.")
         if hasattr(self.model, "check_input"):
             self.model.check_input(x[:1], name=name)
-        x = x.float().contiguous()
+        x = x.float().contiguous().to(self.device)  # the whole split lives on the device: batches are slices
         if not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise ConfigError(f"{name} contains {bad} NaN or inf values.")
@@ -188,7 +208,7 @@ class Trainer:
 
     def _batches(self, x: torch.Tensor):
         n, b = x.shape[0], self.cfg.batch_size
-        perm = torch.randperm(n, generator=self.shuffle_gen)
+        perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
         for i in range(0, n, b):
             xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
             if self.cfg.binarize == "dynamic":
@@ -200,7 +220,7 @@ class Trainer:
                                              generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
         for item in loader:
             xb = item[0] if isinstance(item, (list, tuple)) else item
-            xb = xb.float()
+            xb = xb.float().to(self.device, non_blocking=True)
             if self.cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb, generator=self.binarize_gen)
             elif self.cfg.binarize == "threshold":
@@ -224,7 +244,7 @@ class Trainer:
             if val.shape[0] == 0:
                 val = None
             elif self.cfg.binarize == "dynamic":  # one fixed binarization: comparable across epochs
-                val = torch.bernoulli(val, generator=torch.Generator().manual_seed(self.cfg.seed + 2))
+                val = torch.bernoulli(val, generator=torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2))
         steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
         self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
         if resume:
@@ -305,7 +325,8 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, *, batch_size: int = 1024) -> dict:
         """The training objective on x (validation mode); means per sample of the loss and every term."""
         sums: dict[str, float] = {}
-        with validation_mode(self.model, self.cfg.seed + 3):
+        x = x.to(self.device)
+        with validation_mode(self.model, self.cfg.seed + 3, self.device):
             needs_grad = any(getattr(r, "needs_input_grad", False) for r in getattr(self.model, "regularizers", {}).values())
             ctx = torch.enable_grad() if needs_grad else contextlib.nullcontext()
             for i in range(0, x.shape[0], batch_size):
@@ -394,6 +415,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "rng_shuffle": self.shuffle_gen.get_state(),
             "rng_binarize": self.binarize_gen.get_state(),
         })
@@ -451,9 +473,11 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler"])
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
-        torch.set_rng_state(state["rng_torch"])
-        self.shuffle_gen.set_state(state["rng_shuffle"])
-        self.binarize_gen.set_state(state["rng_binarize"])
+        torch.set_rng_state(state["rng_torch"].cpu())
+        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        self.shuffle_gen.set_state(state["rng_shuffle"].cpu())
+        self.binarize_gen.set_state(state["rng_binarize"].cpu())
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
         self.bad_epochs, self.elapsed = int(meta["bad_epochs"]), float(meta["elapsed"])

@@ -61,6 +61,8 @@ def add_train_parser(sub) -> None:
     g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
     g.add_argument("--seed", type=int, default=None, help="seed for weights, shuffling and noise (default: 0)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs")
+    g.add_argument("--device", default=None, help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
+    g.add_argument("--deterministic", action="store_true", default=None, help="deterministic GPU kernels (bit-exact resume)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     g = p.add_argument_group("data options")
     g.add_argument("--val-fraction", type=float, default=None, help="share of the training data held out (default: 0.1)")
@@ -119,7 +121,7 @@ def model_overrides(args) -> dict:
 
 def train_options(args) -> dict:
     names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_steps", "grad_clip",
-             "early_stopping", "binarize", "max_time", "seed", "tensorboard")
+             "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 

@@ -20,13 +20,13 @@ def elbo_terms(model, x: torch.Tensor, *, samples: int = 1, batch_size: int = 10
         raise ValueError("the ELBO needs a model with a Gaussian posterior")
     model.eval()
     rec_sum, kl_sum = 0.0, 0.0
-    kl_units = torch.zeros(model.latent_dim, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
+    kl_units = torch.zeros(model.latent_dim, dtype=torch.float64, device=x.device)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size]
         code, skips = model.encode_code(xb)
         post = code.posterior
-        rec = torch.zeros(xb.shape[0], dtype=torch.float64)
+        rec = torch.zeros(xb.shape[0], dtype=torch.float64, device=xb.device)
         for _ in range(samples):
             z = post.sample(generator=gen)  # (B, D)
             rec += model.likelihood.nll(xb, model.decoder(z, skips)).double()
@@ -38,7 +38,7 @@ def elbo_terms(model, x: torch.Tensor, *, samples: int = 1, batch_size: int = 10
     d = x[0].numel()
     elbo = -(rec_sum + kl_sum) / n
     return {"elbo": elbo, "kl": kl_sum / n, "nll_recon": rec_sum / n, "bits_per_dim": -elbo / (d * math.log(2)),
-            "kl_per_unit": (kl_units / n).tolist()}
+            "kl_per_unit": (kl_units / n).cpu().tolist()}
 
 
 @torch.no_grad()
