@@ -1,7 +1,8 @@
 """Save and load models and training states without pickle.
 
 A model directory holds `config.json` (format version, the resolved configuration, the
-caller's keyword arguments, the SHA-256 of the weights) and `model.safetensors`. Every file is
+caller's keyword arguments) and `model.safetensors`, whose header carries the SHA-256 of its
+tensors. Every file is
 written to a temporary name in the same folder, flushed, fsynced and renamed, so a crash or a
 full disk leaves the previous file whole. Loading checks the checksum, refuses anything that is
 not a safetensors file (a pickle disguised as a checkpoint is never unpickled) and rebuilds the
@@ -57,23 +58,53 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def payload_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of the tensors, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+    """A safetensors file whose header carries the payload's SHA-256: the file checks itself."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    return st_save(tensors, metadata={"aekit_sha256": payload_sha256(tensors)})
+
+
+def _header_metadata(data: bytes, path) -> dict:
+    if len(data) < 8:
+        raise CheckpointError(f"{str(path)!r} is corrupted or truncated: {len(data)} bytes, not a safetensors file.")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8 or n > 100_000_000:
+        raise CheckpointError(f"{str(path)!r} is corrupted or truncated: it declares a {n}-byte header in {len(data)} bytes.")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{str(path)!r} is corrupted or not a safetensors file: its header is not JSON.") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_tensors(path, *, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, verifying its embedded checksum (and an expected file SHA-256 if given)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} does not exist.")
     data = path.read_bytes()
     if expected_sha256 is not None and sha256(data) != expected_sha256:
-        raise CheckpointError(
-            f"weights file {str(path)!r} is corrupted or truncated: its SHA-256 does not match the one in its config."
-        )
+        raise CheckpointError(f"{str(path)!r} is corrupted or truncated: its SHA-256 does not match the recorded one.")
+    meta = _header_metadata(data, path)
     try:
-        return st_load(data)
+        tensors = st_load(data)
     except (SafetensorError, Exception) as exc:  # safetensors raises several types on garbage
-        raise CheckpointError(f"{str(path)!r} is not a valid safetensors file ({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(f"{str(path)!r} is corrupted or truncated, not a valid safetensors file "
+                              f"({type(exc).__name__}: {exc}).") from None
+    if "aekit_sha256" in meta and payload_sha256(tensors) != meta["aekit_sha256"]:
+        raise CheckpointError(f"{str(path)!r} is corrupted or truncated: its tensors do not match the checksum in its header.")
+    return tensors
 
 
 def read_json(path) -> dict:
@@ -96,10 +127,10 @@ def save(model, directory: str | os.PathLike) -> Path:
     from .build import FORMAT_VERSION
 
     directory = Path(directory)
-    data = tensors_to_bytes(model.state_dict())
-    atomic_write_bytes(directory / WEIGHTS_NAME, data)
-    config = {"format_version": FORMAT_VERSION, "aekit_version": __version__, "weights_sha256": sha256(data),
-              "config": model.config}
+    # the weights carry their own checksum, so config.json and model.safetensors are each valid on
+    # their own: a crash between the two renames leaves a loadable pair (same architecture)
+    config = {"format_version": FORMAT_VERSION, "aekit_version": __version__, "config": model.config}
+    atomic_write_bytes(directory / WEIGHTS_NAME, tensors_to_bytes(model.state_dict()))
     atomic_write_json(directory / CONFIG_NAME, config)
     return directory
 
@@ -118,7 +149,7 @@ def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
     if "config" not in meta:
         raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has no 'config' entry.")
     model = assemble(dict(meta["config"]))
-    state = read_tensors(directory / WEIGHTS_NAME, expected_sha256=meta.get("weights_sha256"))
+    state = read_tensors(directory / WEIGHTS_NAME)
     load_state_into(model, state, source=directory / WEIGHTS_NAME)
     return model.to(map_location).eval()
 

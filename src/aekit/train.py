@@ -82,6 +82,10 @@ class TrainConfig:
             raise ConfigError(f"early_stopping must be a positive integer (epochs) or None; got {self.early_stopping!r}.")
         if not isinstance(self.device, str) or self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'; got {self.device!r}.")
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}.")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
 
@@ -199,6 +203,10 @@ class Trainer:
         if not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise ConfigError(f"{name} contains {bad} NaN or inf values.")
+        if self.cfg.binarize == "dynamic":  # pixel values are used as probabilities
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0 or hi > 1:
+                raise ConfigError(f"binarize={self.cfg.binarize!r} needs {name} in [0, 1]; got values in [{lo:.4g}, {hi:.4g}].")
         if self.cfg.binarize == "threshold":
             x = (x > 0.5).float()
         likelihood = getattr(self.model, "likelihood", None)
@@ -221,6 +229,9 @@ class Trainer:
         for item in loader:
             xb = item[0] if isinstance(item, (list, tuple)) else item
             xb = xb.float().to(self.device, non_blocking=True)
+            if self.cfg.binarize == "dynamic" and (float(xb.min()) < 0 or float(xb.max()) > 1):
+                raise ConfigError(f"binarize={self.cfg.binarize!r} needs data in [0, 1]; got a batch with values in "
+                                  f"[{float(xb.min()):.4g}, {float(xb.max()):.4g}].")
             if self.cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb, generator=self.binarize_gen)
             elif self.cfg.binarize == "threshold":
@@ -249,8 +260,13 @@ class Trainer:
         self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
         if resume:
             self.load_checkpoint()
-        elif self.out_dir is not None:
-            self._write_run_info()
+            if self.out_dir is not None:
+                self._write_run_info()  # records the (possibly extended) epochs
+        else:
+            torch.manual_seed(self.cfg.seed)  # corruption noise and posterior samples: reproducible from the seed
+            if self.out_dir is not None:
+                shutil.rmtree(self.checkpoint_root, ignore_errors=True)  # a fresh run never resumes an old one's state
+                self._write_run_info()
         self._open_tensorboard()
         result = TrainResult()
         try:
@@ -298,7 +314,7 @@ class Trainer:
                 where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
                 last = self.last_checkpoint_dir()
                 kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
-                raise TrainingError(f"the loss became {float(loss)} at {where}{kept}. Try a lower --lr or --grad-clip.")
+                raise TrainingError(f"the loss became {float(loss.detach())} at {where}{kept}. Try a lower --lr or --grad-clip.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.grad_clip:
@@ -383,7 +399,9 @@ class Trainer:
 
     def _write_run_info(self) -> None:
         info = {**self.run_info, "train": asdict(self.cfg), "model": getattr(self.model, "config", {})}
-        ckpt.atomic_write_json(self.out_dir / "run.json", ckpt._jsonable(info) if hasattr(ckpt, "_jsonable") else info)
+        from .build import _jsonable
+
+        ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -464,13 +482,16 @@ class Trainer:
         meta = ckpt.read_json(path / "state.json")
         tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
         cfg_meta = ckpt.read_json(path / ckpt.CONFIG_NAME)
-        weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME, expected_sha256=cfg_meta.get("weights_sha256"))
+        weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
         state = ckpt.unflatten_state(meta["state"], tensors)
         ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
+                fresh = {k: getattr(self.scheduler, k) for k in ("total_steps", "_schedule_phases") if hasattr(self.scheduler, k)}
                 self.scheduler.load_state_dict(state["scheduler"])
+                for k, v in fresh.items():  # OneCycleLR: keep the length of this run (epochs may have grown)
+                    setattr(self.scheduler, k, v)
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
         torch.set_rng_state(state["rng_torch"].cpu())

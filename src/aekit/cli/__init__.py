@@ -18,6 +18,7 @@ def make_parser() -> Parser:
     from .demo import add_demo_parser
     from .inspect_cmd import add_inspect_parsers
     from .list_cmd import add_list_parser
+    from .report_cmd import add_report_parsers
     from .train_cmd import add_train_parser
 
     parser = Parser(prog="aekit", description="Train, compare, inspect and use autoencoders.")
@@ -27,21 +28,25 @@ def make_parser() -> Parser:
     add_train_parser(sub)
     add_inspect_parsers(sub)
     add_demo_parser(sub)
+    add_report_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None)) if parser._subparsers else None
+    if extra:  # report unknown options from the subcommand's parser, which knows its options for a did-you-mean
+        (sub or parser).error("unrecognized arguments: " + " ".join(extra))
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     if getattr(args, "config", None):
         from .train_cmd import apply_config_file
 
-        defaults = {a.dest: a.default for a in parser._subparsers._group_actions[0].choices[args.command]._actions}
         try:
-            apply_config_file(args, defaults)
+            apply_config_file(args, {a.dest: a for a in sub._actions})
         except AekitError as exc:
             print(f"aekit: error: {exc}", file=sys.stderr)
             return 2

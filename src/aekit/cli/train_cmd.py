@@ -73,7 +73,7 @@ def add_train_parser(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-def apply_config_file(args: argparse.Namespace, parser_defaults: dict) -> None:
+def apply_config_file(args: argparse.Namespace, actions: dict) -> None:
     """Fill options not given on the command line from --config (TOML or YAML)."""
     path = Path(args.config)
     if not path.is_file():
@@ -95,14 +95,24 @@ def apply_config_file(args: argparse.Namespace, parser_defaults: dict) -> None:
         raise ConfigError(f"--config file {str(path)!r} could not be read: {exc}.") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config file {str(path)!r} must hold a table of options.")
-    allowed = sorted(k for k in parser_defaults if k not in ("func", "command", "config"))
+    allowed = sorted(k for k in actions if k not in ("help", "func", "command", "config", "variant"))
     for key, value in values.items():
-        dest = key.replace("-", "_")
+        dest = str(key).replace("-", "_")
         check_choice(f"option in {path.name}", dest, allowed)
-        if getattr(args, dest, None) in (None, False):
-            if dest in ("hidden", "channels", "image_size") and isinstance(value, str):
-                value = int_list(value)
-            setattr(args, dest, value)
+        current = getattr(args, dest, None)
+        if current is not None and current is not False:
+            continue  # given on the command line: the command line wins
+        action = actions[dest]
+        if isinstance(value, list) and dest in ("hidden", "channels", "image_size"):
+            value = ",".join(str(v) for v in value)
+        if action.type is not None and not isinstance(value, bool):
+            try:
+                value = action.type(str(value))
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ConfigError(f"option {key!r} in {path.name}: {exc}.") from None
+        if action.choices is not None and value not in action.choices:
+            check_choice(f"option {key!r} in {path.name}", value, list(action.choices))
+        setattr(args, dest, value)
 
 
 def model_overrides(args) -> dict:
@@ -163,7 +173,8 @@ def run_train(args) -> int:
         model = build(args.variant, input_shape=ds.shape, seed=args.seed if args.seed is not None else 0,
                       **model_overrides(args))
         cfg = TrainConfig.from_dict({**train_options(args), "progress": False if args.quiet else None})
-        run_info = {"variant": args.variant, "data": data, "dataset": ds.to_dict(), "command": sys.argv[1:]}
+        run_info = {"variant": args.variant, "data": data, "dataset": ds.to_dict(),
+                    "command": ["aekit", *getattr(args, "argv", sys.argv[1:])]}
     verbose = not args.quiet
 
     def report(record, trainer):
