@@ -303,3 +303,20 @@ def test_weights_of_another_model_are_refused(tmp_path):
     (small / "model.safetensors").write_bytes((big / "model.safetensors").read_bytes())
     with pytest.raises(aekit.CheckpointError, match="shape"):
         aekit.load(small)
+
+
+# ----------------------------------------------------------------------------- regressions
+def test_sample_refuses_a_bool_count():
+    model = aekit.build("vae", input_shape=VEC, hidden=[8], latent_dim=2)
+    with pytest.raises(aekit.ConfigError, match="n must be a positive integer"):
+        model.sample(True)
+
+
+def test_sample_from_a_float64_model():
+    model = aekit.build("vae", input_shape=VEC, hidden=[8], latent_dim=2).double()
+    assert model.sample(3).dtype == torch.float64
+
+
+def test_resolve_config_refuses_bad_corruption_level():
+    with pytest.raises(aekit.ConfigError, match=r"\[0, 1\]"):
+        aekit.resolve_config("dae", input_shape=VEC, corruption="masking:1.5")

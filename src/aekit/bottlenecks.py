@@ -102,7 +102,7 @@ class GaussianBottleneck(nn.Module):
 
     def sample_prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         device = self.mu.weight.device
-        return torch.randn((n, self.latent_dim), generator=generator, device=device)  # (n, D) ~ N(0, I)
+        return torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=self.mu.weight.dtype)  # (n, D) ~ N(0, I)
 
 
 def make_bottleneck(kind: str, *, in_features: int, latent_dim: int, activation: str = "none") -> nn.Module:

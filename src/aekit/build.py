@@ -84,7 +84,7 @@ def resolve_config(variant: str | None = None, *, input_shape, **overrides) -> d
     if beta is not None:
         if "kl_prior" not in cfg["regularizers"]:
             raise ConfigError(
-                "beta weights the kl_prior regularizer, which this model does not have; use a variant "
+                f"beta weights the kl_prior regularizer, which this model does not have (got beta={beta!r}); use a variant "
                 "'vae' or 'beta_vae', or regularizers={'kl_prior': {...}} with bottleneck='gaussian'."
             )
         cfg["regularizers"]["kl_prior"]["beta"] = float(beta)
@@ -114,6 +114,7 @@ def _check(cfg: dict) -> dict:
     if cfg["channels"] is None or cfg["backbone"] == "mlp":
         cfg["channels"] = list(DEFAULT_CHANNELS[cfg["backbone"]]) if cfg["channels"] is None else list(cfg["channels"])
     cfg["corruption"] = parse_corruption(cfg["corruption"])
+    Corruption(**cfg["corruption"])  # range-checks the level (std >= 0, probabilities in [0, 1])
     for name, params in cfg["regularizers"].items():
         reg = make_regularizer(name, dict(params))  # validates names and values
         reg.check(bottleneck=cfg["bottleneck"], code_activation=cfg["code_activation"],

@@ -10,7 +10,7 @@ the model). `mean(params)` turns decoder parameters into a reconstruction in dat
 - gaussian: the decoder emits the mean mu; with a fixed sigma
       nll = 0.5 * sum((x - mu)^2) / sigma^2 + D * log(sigma) + 0.5 * D * log(2 pi),
   so with sigma = 1 it is half the summed squared error plus the constant
-  0.5 * D * log(2 pi) (= 720.46 nats for 784 pixels). The constant does not change gradients but
+  0.5 * D * log(2 pi) (= 720.45 nats for 784 pixels). The constant does not change gradients but
   keeps the number an honest NLL so ELBOs compare across likelihoods. With learn_sigma=True a
   single log-sigma is learned jointly (Rybkin et al. 2021, "sigma-VAE").
 """

@@ -147,14 +147,14 @@ class Autoencoder(nn.Module):
                 "sample() needs a generative model: bottleneck must be 'gaussian' (a VAE); "
                 f"got bottleneck={self.bottleneck.kind!r}."
             )
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be a positive integer; got {n!r}.")
         z = self.bottleneck.sample_prior(n, generator=generator)
         return self.decode(z)
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
         """Decode the straight line between the codes of a and b: (steps, *input_shape)."""
-        if not isinstance(steps, int) or steps < 2:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
             raise ConfigError(f"steps must be an integer >= 2; got {steps!r}.")
         a = a.unsqueeze(0) if a.dim() == len(self.input_shape) else a
         b = b.unsqueeze(0) if b.dim() == len(self.input_shape) else b
