@@ -1,4 +1,4 @@
-"""The `aekit` command: list, train, evaluate, encode, reconstruct, sample, demo.
+"""The `aekit` command: list, train, evaluate, encode, reconstruct, sample, report, compare, demo.
 
 Every error a user can cause ends the command with a one-line message and a non-zero exit
 code (2 for usage errors, 1 for everything else); never a traceback from inside torch.

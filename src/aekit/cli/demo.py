@@ -91,6 +91,10 @@ def run_demo(args) -> int:
     atomic_write_json(out / "results.json", rows)
     atomic_write_bytes(out / "results.md", (markdown_table(rows, COLUMNS) + "\n").encode())
     print(f"\nruns, results.json and results.md are in {out}/", file=sys.stderr)
+    from ..viz.compare import write_comparison
+
+    report, _ = write_comparison([out / name for name in variants], out=out / "compare.html", seed=args.seed)
+    print(f"comparison report: {report}", file=sys.stderr)
     return 0
 
 

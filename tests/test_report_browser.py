@@ -1,0 +1,68 @@
+"""The report and comparison pages in a real headless browser: every image loads, no console errors.
+
+Needs Python playwright and a system chromium at /usr/bin/chromium (CI installs both, see .ci/run);
+skips cleanly without them. Never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM}")
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """A report with every section (a denoising, sparse VAE) and a comparison page."""
+    from aekit.cli import main
+    from aekit.viz.compare import write_comparison
+    from aekit.viz.report import write_report
+
+    root = tmp_path_factory.mktemp("browser")
+    run = root / "run"
+    code = main(["train", "vae", "--data", "digits", "--noise", "masking:0.25", "--sparsity", "l1:0.001",
+                 "--max-samples", "200", "--epochs", "2", "--hidden", "16", "--latent-dim", "3", "--quiet",
+                 "--out", str(run)])
+    assert code == 0
+    report = write_report(run, out=root / "report.html")
+    compare, _ = write_comparison([run], out=root / "compare.html")
+    return {"report": report, "compare": compare}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.mark.parametrize("which", ["report", "compare"])
+def test_page_renders_every_image_without_errors(pages, browser, which):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url}"))
+    page.goto(Path(pages[which]).resolve().as_uri(), wait_until="load")
+    images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
+    assert len(images) >= (10 if which == "report" else 3)
+    for alt, complete, width, height in images:
+        assert complete and width > 0 and height > 0, f"image {alt!r} did not load"
+    sections = page.evaluate("Array.from(document.querySelectorAll('section')).map(s => s.id)")
+    assert "metrics" in sections and (which == "compare" or "denoising" in sections)
+    links = page.evaluate("Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href'))")
+    assert links == [f"#{s}" for s in sections]
+    assert errors == []
+    page.close()
