@@ -20,3 +20,9 @@ def _seed_everything():
     """Every test starts from the same RNG state, whatever ran before it."""
     torch.manual_seed(SEED)
     yield
+
+
+@pytest.fixture
+def no_fsync(monkeypatch):
+    """Durability is not under test where this is used (tests/test_train.py covers atomic writes); fsync is slow on VMs."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)

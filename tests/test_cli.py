@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 import torch
 
 import aekit
@@ -22,20 +23,10 @@ TINY = ["--max-samples", "200", "--epochs", "2", "--hidden", "16", "--latent-dim
 
 
 @pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Durability is not under test here (tests/test_train.py covers the atomic writes); fsync is slow on VMs."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
+def _no_fsync(no_fsync):
+    """fsync is slow on VMs and durability is not under test here."""
 
 
-def cli(*args) -> tuple[int, str, str]:
-    """Run `aekit ARGS` in process: (exit code, stdout, stderr); argparse exits become codes too."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(err: str) -> str:
