@@ -389,7 +389,7 @@ def test_evaluate_is_the_training_objective_in_eval_mode(digits, variant):
     assert model.training, "evaluate must restore the training mode"
     model.eval()
     out = model(x)
-    assert got["loss"] == pytest.approx(float(out.loss), rel=1e-6)
+    assert got["loss"] == pytest.approx(float(out.loss.detach()), rel=1e-6)
     assert set(got) == {"loss", *out.terms}
     for k, v in out.terms.items():
         assert got[k] == pytest.approx(float(v), rel=1e-6, abs=1e-9), k

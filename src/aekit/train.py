@@ -20,8 +20,6 @@ posterior sample with a fixed seed (an unbiased ELBO estimate, not the optimisti
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
 import shutil
@@ -35,7 +33,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .errors import CheckpointError, ConfigError, TrainingError, check_choice
+from .errors import ConfigError, TrainingError, check_choice
+from .train_checkpoints import CheckpointMixin
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle", "step")
@@ -167,7 +166,7 @@ def validation_mode(model: nn.Module, seed: int, device: torch.device | None = N
             model.train(was)
 
 
-class Trainer:
+class Trainer(CheckpointMixin):
     """Train any aekit model (or any module whose forward returns .loss and .terms)."""
 
     def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
@@ -402,107 +401,6 @@ class Trainer:
         from .build import _jsonable
 
         ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
-
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint_root(self) -> Path:
-        assert self.out_dir is not None
-        return self.out_dir / "checkpoints"
-
-    def last_checkpoint_dir(self) -> Path | None:
-        if self.out_dir is None:
-            return None
-        pointer = self.checkpoint_root / "last.json"
-        if not pointer.is_file():
-            return None
-        try:
-            return self.checkpoint_root / json.loads(pointer.read_text())["dir"]
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def save_checkpoint(self, *, best: bool = False) -> Path:
-        """Write model + optimizer + scheduler + RNG + counters into a new folder, then switch last.json to it."""
-        root = self.checkpoint_root
-        name = f"epoch-{self.epoch:05d}"
-        tmp = root / f".{name}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        ckpt.save(self.model, tmp)
-        skeleton, tensors = ckpt.flatten_state({
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "rng_shuffle": self.shuffle_gen.get_state(),
-            "rng_binarize": self.binarize_gen.get_state(),
-        })
-        data = ckpt.tensors_to_bytes(tensors)
-        ckpt.atomic_write_bytes(tmp / "state.safetensors", data)
-        meta = {"format_version": 1, "state": skeleton, "state_sha256": ckpt.sha256(data), "epoch": self.epoch,
-                "step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
-                "train": asdict(self.cfg)}
-        ckpt.atomic_write_json(tmp / "state.json", meta)
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        ckpt.atomic_write_json(root / "last.json", {"dir": name, "epoch": self.epoch})
-        if best:
-            ckpt.save(self.model, self.out_dir)
-        kept = sorted(p for p in root.glob("epoch-*") if p.is_dir())
-        for old in kept[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def load_checkpoint(self) -> Path:
-        """Restore the newest readable checkpoint; a corrupted newest one falls back to the previous."""
-        if self.out_dir is None:
-            raise ConfigError("resume needs an output directory (out_dir).")
-        candidates = []
-        last = self.last_checkpoint_dir()
-        if last is not None:
-            candidates.append(last)
-        candidates += [p for p in sorted(self.checkpoint_root.glob("epoch-*"), reverse=True) if p not in candidates]
-        if not candidates:
-            raise CheckpointError(f"nothing to resume in {str(self.out_dir)!r}: no checkpoints/ folder with a checkpoint.")
-        errors = []
-        for path in candidates:
-            try:
-                self._restore(path)
-                if errors:
-                    print(f"aekit: skipped unreadable checkpoint(s): {'; '.join(errors)}; resumed from {path}", file=sys.stderr)
-                return path
-            except CheckpointError as exc:
-                errors.append(str(exc))
-        raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
-
-    def _restore(self, path: Path) -> None:
-        meta = ckpt.read_json(path / "state.json")
-        tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
-        cfg_meta = ckpt.read_json(path / ckpt.CONFIG_NAME)
-        weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
-        state = ckpt.unflatten_state(meta["state"], tensors)
-        ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
-                fresh = {k: getattr(self.scheduler, k) for k in ("total_steps", "_schedule_phases") if hasattr(self.scheduler, k)}
-                self.scheduler.load_state_dict(state["scheduler"])
-                for k, v in fresh.items():  # OneCycleLR: keep the length of this run (epochs may have grown)
-                    setattr(self.scheduler, k, v)
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
-        torch.set_rng_state(state["rng_torch"].cpu())
-        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
-        self.shuffle_gen.set_state(state["rng_shuffle"].cpu())
-        self.binarize_gen.set_state(state["rng_binarize"].cpu())
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
-        self.bad_epochs, self.elapsed = int(meta["bad_epochs"]), float(meta["elapsed"])
-        self.history = list(meta["history"])
 
 
 def fit(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
