@@ -220,13 +220,14 @@ def test_real_subprocess_exit_codes_and_one_line_errors(runs, tmp_path):
 
 # ---------------------------------------------------------------------- resume / overwrite
 def test_resume_continues_to_more_epochs_like_an_uninterrupted_run(tmp_path):
+    # a constant learning rate: a cosine schedule's shape depends on the total epochs, so extending it changes history
     run, ref = tmp_path / "run", tmp_path / "ref"
-    ok("train", "ae", "--data", "digits", *TINY, "--out", run)
+    ok("train", "ae", "--data", "digits", *TINY, "--schedule", "none", "--warmup-steps", 0, "--out", run)
     out, _ = ok("train", "ae", "--out", run, "--resume", "--epochs", 4, "--quiet")
     assert json.loads(out.strip().splitlines()[-1])["epochs"] == 4
     history = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
-    ok("train", "ae", "--data", "digits", *TINY[:2], "--epochs", 4, *TINY[4:], "--out", ref)
+    ok("train", "ae", "--data", "digits", *TINY[:2], "--epochs", 4, *TINY[4:], "--schedule", "none", "--warmup-steps", 0, "--out", ref)
     a, b = aekit.load(run).state_dict(), aekit.load(ref).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # ae: no random noise, so the CLI runs are exact
     assert [r["val_loss"] for r in history] == [r["val_loss"] for r in json.loads((ref / "history.json").read_text())]

@@ -44,7 +44,7 @@ def small(variant="ae", seed=0, **kw):
 
 
 def cfg(**kw):
-    base = dict(epochs=4, batch_size=BATCH, lr=1e-2, seed=0, progress=False)
+    base = dict(epochs=4, batch_size=BATCH, lr=1e-2, seed=0, progress=False, schedule="none", warmup_steps=0)
     if HAS_DEVICE:
         base["device"] = "cpu"  # the comparisons below are with CPU tensors, also on a GPU machine
     base.update(kw)
@@ -515,7 +515,11 @@ def test_negative_weight_decay_is_a_config_error():
 
 def test_default_config_is_valid_and_recorded():
     c = TrainConfig()
-    assert c.optimizer == "adam" and c.epochs == 10 and c.lr == 1e-3
+    assert c.optimizer == "adam" and c.epochs == 10 and c.lr == 4e-3
+    assert c.schedule == "cosine" and c.warmup_steps == 200 and c.betas == (0.9, 0.99)
+    assert TrainConfig(betas=[0.8, 0.9]).betas == (0.8, 0.9)  # lists from JSON/TOML become tuples
+    with pytest.raises(ConfigError, match="betas"):
+        TrainConfig(betas=(0.9, 1.0))
     assert TrainConfig.from_dict({"epochs": 3, "lr": 0.5}).epochs == 3
 
 

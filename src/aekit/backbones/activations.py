@@ -18,6 +18,9 @@ ACTIVATIONS = {
 }
 
 
+INPLACE = {"relu", "leaky_relu", "elu", "silu"}  # safe after a Linear/Conv output, saves a copy per layer
+
+
 def make_activation(name: str) -> nn.Module:
     check_choice("activation", name, ACTIVATIONS)
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[name](inplace=True) if name in INPLACE else ACTIVATIONS[name]()
