@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .bottlenecks import Code
 from .errors import ConfigError, ShapeError
+from .likelihoods import LOG_2PI, GaussianLikelihood
 from .regularizers import RegContext
 
 
@@ -29,9 +31,20 @@ class AEOutput:
     loss: torch.Tensor  # () scalar = sum_k weights[k] * terms[k]
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> () batch mean, unweighted
     weights: dict[str, float] = field(default_factory=dict)  # name -> multiplier
-    per_sample: torch.Tensor | None = None  # (B,) weighted per-sample loss (anomaly scores)
-    nll: torch.Tensor | None = None  # (B,) negative log-likelihood of each clean input
+    per_sample_: torch.Tensor | None = None  # (B,) weighted per-sample loss (anomaly scores)
+    nll_: torch.Tensor | None = None  # (B,) negative log-likelihood of each clean input
     params: torch.Tensor | None = None  # (B, *shape) raw decoder output (logits for bernoulli)
+    lazy_nll: Callable[[], torch.Tensor] | None = None  # computes nll_ on first use (the fast path)
+
+    @property
+    def nll(self) -> torch.Tensor | None:
+        if self.nll_ is None and self.lazy_nll is not None:
+            self.nll_ = self.lazy_nll()
+        return self.nll_
+
+    @property
+    def per_sample(self) -> torch.Tensor | None:
+        return self.per_sample_ if self.per_sample_ is not None else self.nll  # no penalties: the NLL itself
 
 
 class Autoencoder(nn.Module):
@@ -122,6 +135,15 @@ class Autoencoder(nn.Module):
             h, skips = self.encoder(x_in)
             code = self.bottleneck(h)
             params = self.decoder(code.z, skips)
+            if self._plain_gaussian() and not code.aux_losses:
+                # fast path (plain AE, fixed sigma): one fused squared-error sum instead of per-sample
+                # reductions; the per-sample NLL is computed only if someone reads it
+                lik = self.likelihood
+                d = x[0].numel()
+                sse = torch.nn.functional.mse_loss(params, x, reduction="sum")  # () summed over batch and pixels
+                nll_mean = 0.5 * sse * torch.exp(-2.0 * lik.log_sigma) / x.shape[0] + d * lik.log_sigma + 0.5 * d * LOG_2PI
+                return AEOutput(x_hat=params, z=code.z, code=code, loss=nll_mean, terms={"nll": nll_mean},
+                                weights={"nll": 1.0}, params=params, lazy_nll=lambda: lik.nll(x, params))
             nll = self.likelihood.nll(x, params)  # (B,)
             terms = {"nll": nll.mean()}
             weights = {"nll": 1.0}
@@ -137,7 +159,12 @@ class Autoencoder(nn.Module):
                 per_sample = per_sample + w * value
         loss = sum(weights[k] * terms[k] for k in terms)
         return AEOutput(x_hat=self.likelihood.mean(params), z=code.z, code=code, loss=loss, terms=terms,
-                        weights=weights, per_sample=per_sample, nll=nll, params=params)
+                        weights=weights, per_sample_=per_sample, nll_=nll, params=params)
+
+    def _plain_gaussian(self) -> bool:
+        """No regularizers and a fixed-sigma Gaussian likelihood: the loss is a scaled MSE plus a constant."""
+        lik = self.likelihood
+        return not self.regularizers and isinstance(lik, GaussianLikelihood) and not lik.learn_sigma
 
     # ----------------------------------------------------------------- generation
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
