@@ -584,3 +584,15 @@ def test_dynamic_binarization_of_data_outside_unit_interval_is_a_config_error():
     model = aekit.build("ae", input_shape=(6,), hidden=[4], latent_dim=2, seed=0)
     with pytest.raises(ConfigError, match="binarize"):
         Trainer(model, cfg(epochs=1, binarize="dynamic")).fit(x)
+
+
+def test_tensorboard_logs_every_epoch_metric(digits, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(small("ae"), cfg(epochs=2, tensorboard=True), out_dir=tmp_path).fit(digits.train, digits.val)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train_loss", "val_loss", "train_nll", "lr"} <= tags
+    assert [e.step for e in events.Scalars("val_loss")] == [1, 2]
