@@ -392,7 +392,7 @@ def test_evaluate_is_the_training_objective_in_eval_mode(digits, variant):
     assert got["loss"] == pytest.approx(float(out.loss.detach()), rel=1e-6)
     assert set(got) == {"loss", *out.terms}
     for k, v in out.terms.items():
-        assert got[k] == pytest.approx(float(v), rel=1e-6, abs=1e-9), k
+        assert got[k] == pytest.approx(float(v.detach()), rel=1e-6, abs=1e-9), k
     if variant == "ae":  # per-sample losses average exactly across evaluation batches
         assert trainer.evaluate(x, batch_size=10)["loss"] == pytest.approx(got["loss"], rel=1e-6)
     if variant == "dae":  # and the corruption really is off: the training-mode loss differs
