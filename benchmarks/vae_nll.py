@@ -82,7 +82,7 @@ def main() -> int:
          "active units": None, "epochs": 3280, "train min": None},
         {"model": f"aekit vae {'-'.join(map(str, [784, *hidden, args.latent_dim]))} {args.activation}",
          "test NLL": round(nll, 2), "-ELBO": round(elbo, 2), "active units": f"{au}/{args.latent_dim}",
-         "epochs": len(curve), "train min": round(result.seconds / 60, 2)},
+         "epochs": len(result.history), "train min": round(result.seconds / 60, 2)},
     ]
     table = markdown(rows, ["model", "test NLL", "-ELBO", "active units", "epochs", "train min"])
     print(table)
