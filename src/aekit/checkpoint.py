@@ -42,11 +42,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # a failed write (ENOSPC, EIO) names no file: name the one that could not be written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -113,7 +116,7 @@ def read_json(path) -> dict:
         raise CheckpointError(f"{str(path)!r} does not exist.")
     try:
         obj = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...]]]]
         raise CheckpointError(f"{str(path)!r} is not valid JSON ({exc}).") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{str(path)!r} must hold a JSON object; got {type(obj).__name__}.")
@@ -146,23 +149,43 @@ def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has format_version {version!r}; this aekit reads {FORMAT_VERSION}.")
-    if "config" not in meta:
-        raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has no 'config' entry.")
-    model = assemble(dict(meta["config"]))
-    state = read_tensors(directory / WEIGHTS_NAME)
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has no 'config' object.")
+    state = read_tensors(directory / WEIGHTS_NAME)  # bounded by the file's size
+    with torch.device("meta"):  # shapes only, no memory: a config declaring a huge model is refused here
+        probe = _assemble(assemble, meta["config"], directory / CONFIG_NAME)
+    _check_shapes(probe.state_dict(), state, source=directory / WEIGHTS_NAME)
+    model = _assemble(assemble, meta["config"], directory / CONFIG_NAME)
     load_state_into(model, state, source=directory / WEIGHTS_NAME)
     return model.to(map_location).eval()
 
 
+def _assemble(assemble, config: dict, source):
+    """Build the model of a config.json; any failure (a hostile or damaged config) is a CheckpointError."""
+    from .errors import AekitError
+
+    try:
+        return assemble(dict(config))
+    except AekitError as exc:
+        raise CheckpointError(f"{str(source)!r} describes a model that cannot be built: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
+            RecursionError) as exc:
+        raise CheckpointError(f"{str(source)!r} is corrupted or not an aekit config: building its model failed "
+                              f"({type(exc).__name__}: {str(exc)[:200]}).") from None
+
+
 def load_state_into(module: torch.nn.Module, state: dict, *, source) -> None:
-    own = module.state_dict()
+    _check_shapes(module.state_dict(), state, source=source)
+    module.load_state_dict(state)
+
+
+def _check_shapes(own: dict, state: dict, *, source) -> None:
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise CheckpointError(f"{str(source)!r} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}.")
     for key, value in own.items():
         if tuple(state[key].shape) != tuple(value.shape):
             raise CheckpointError(f"{str(source)!r}: {key} has shape {tuple(state[key].shape)}, the model expects {tuple(value.shape)}.")
-    module.load_state_dict(state)
 
 
 # ---------------------------------------------------------------------- nested states

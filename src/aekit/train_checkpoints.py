@@ -64,6 +64,7 @@ class CheckpointMixin:
                 "step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
                 "train": asdict(self.cfg)}
+        meta["meta_sha256"] = ckpt.sha256(json.dumps(meta, sort_keys=True).encode())  # state.json checks itself
         ckpt.atomic_write_json(tmp / "state.json", meta)
         final = root / name
         if final.exists():
@@ -97,10 +98,15 @@ class CheckpointMixin:
                 return path
             except CheckpointError as exc:
                 errors.append(str(exc))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:  # hostile state.json
+                errors.append(f"{str(path)!r} holds an unreadable training state ({type(exc).__name__}: {exc})")
         raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
 
     def _restore(self, path: Path) -> None:
         meta = ckpt.read_json(path / "state.json")
+        recorded = meta.pop("meta_sha256", None)  # absent in checkpoints written before it existed
+        if recorded is not None and ckpt.sha256(json.dumps(meta, sort_keys=True).encode()) != recorded:
+            raise CheckpointError(f"{str(path / 'state.json')!r} is corrupted: its contents do not match its checksum.")
         tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
         weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
         state = ckpt.unflatten_state(meta["state"], tensors)

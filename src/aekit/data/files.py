@@ -9,7 +9,10 @@ with a DataError and never unpickled.
 
 from __future__ import annotations
 
+import io
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import numpy as np
 from aekit.data.csv_file import read_csv
 from aekit.data.idx import is_idx_name, read_idx, sibling_labels
 from aekit.data.image_folder import IMAGE_EXTENSIONS, read_image_folder
+from aekit.data.mat_check import check_mat5
+from aekit.data.npy_header import check_npy_stream
 from aekit.errors import DataError
 
 DATA_KEYS = ("x", "X", "data", "images")
@@ -51,6 +56,8 @@ def _check_magic(path: Path, magics: tuple[bytes, ...], what: str) -> None:
 
 def _load_npy(path: Path) -> np.ndarray:
     _check_magic(path, (b"\x93NUMPY",), ".npy")
+    with open(path, "rb") as f:  # sizes and dtype first: numpy allocates what the header declares
+        check_npy_stream(f, total_bytes=os.path.getsize(path), source=str(path))
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -65,6 +72,10 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _npz_get(npz, key: str, path: Path) -> np.ndarray:
+    member = key if key in npz.zip.namelist() else key + ".npy"
+    info = npz.zip.getinfo(member)
+    with npz.zip.open(info) as f:  # the member's header against its declared (bounded) size
+        check_npy_stream(f, total_bytes=info.file_size, source=f"{path} (array {key!r})")
     try:
         return npz[key]
     except ValueError as exc:
@@ -102,26 +113,28 @@ def _load_npz(path: Path) -> RawData:
             data_key, label_key = _pick_keys(keys, path=path)
             x = _npz_get(npz, data_key, path)
             y = _npz_get(npz, label_key, path) if label_key else None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # a damaged zip raises any of these
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path}: could not read .npz file: {exc}.") from exc
+        raise DataError(f"{path}: could not read .npz file ({type(exc).__name__}: {exc}).") from exc
     return RawData(x, y)
 
 
 def _load_mat(path: Path) -> RawData:
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
 
-    try:
-        mat = loadmat(path)
+    data = path.read_bytes()
+    check_mat5(data, source=str(path))  # SciPy's C reader can crash on a damaged element tree
+    try:  # from memory: BytesIO.read(n) returns what exists, a file's read(n) first allocates n (huge sizes)
+        mat = loadmat(io.BytesIO(data))
     except NotImplementedError as exc:     # MATLAB v7.3 files are HDF5
         raise DataError(
             f"{path}: MATLAB v7.3 (HDF5) files are not supported; expected a v4-v7.2 .mat "
             "file (re-save it with save(..., '-v7'))."
         ) from exc
-    except (OSError, ValueError, TypeError, MatReadError) as exc:
-        raise DataError(f"{path}: could not read .mat file: {exc}.") from exc
+    except Exception as exc:  # scipy's parser raises many types on damaged files (IndexError, KeyError, ...)
+        raise DataError(f"{path}: could not read .mat file ({type(exc).__name__}: {exc}).") from exc
     arrays = {
         k: v for k, v in mat.items()
         if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "biuf"

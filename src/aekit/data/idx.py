@@ -10,8 +10,10 @@ allocate gigabytes.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from aekit.errors import DataError
 
 MAX_IDX_BYTES = 4 * 1024**3          # refuse declared payloads above 4 GiB
 MAX_IDX_DIMS = 4
+_CHUNK = 16 * 1024 * 1024
 
 # type code -> big-endian numpy dtype
 IDX_DTYPES = {
@@ -81,7 +84,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as f:
             head = f.read(4 + 4 * MAX_IDX_DIMS)
             dtype, dims, header_len = _parse_header(head, source=source)
-            n_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            n_bytes = math.prod(dims) * dtype.itemsize  # Python ints: no int64 wrap-around to a small size
             if n_bytes > MAX_IDX_BYTES:
                 raise DataError(
                     f"{source}: IDX header declares shape {dims} ({n_bytes} bytes); refusing "
@@ -94,10 +97,15 @@ def read_idx(path: str | Path) -> np.ndarray:
                         f"{source}: IDX size mismatch: header declares shape {dims} = {n_bytes} "
                         f"bytes of data; the file holds {actual}."
                     )
-            payload = head[header_len:]
-            # read at most one byte more than declared: an extra byte reveals trailing data
-            payload += f.read(max(n_bytes + 1 - len(payload), 0))
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            # read at most one byte more than declared (an extra byte reveals trailing data), in
+            # chunks: one read(n) would allocate n bytes up front, whatever the stream holds
+            payload = bytearray(head[header_len:])
+            while len(payload) <= n_bytes:
+                chunk = f.read(min(_CHUNK, n_bytes + 1 - len(payload)))
+                if not chunk:
+                    break
+                payload += chunk
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{source}: could not read IDX file: {exc}.") from exc
     if len(payload) != n_bytes:
         held = len(payload) if len(payload) <= n_bytes else "more"

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from aekit.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA")
+MAX_PIXELS = 2**26  # per image (8192 x 8192): far above any autoencoder input, far below a bomb
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -32,10 +34,16 @@ def _image_files(root: Path) -> list[Path]:
 def _open(path: Path):
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        return Image.open(path)
-    except (OSError, UnidentifiedImageError) as exc:
+    try:  # from memory: BytesIO.read(n) returns what exists; a file's read(n) first allocates n (damaged chunk sizes)
+        img = Image.open(io.BytesIO(path.read_bytes()))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: could not read image: {exc}.") from exc
+    width, height = img.size
+    if width * height > MAX_PIXELS:  # refused before decoding allocates width x height x channels bytes
+        img.close()
+        raise DataError(f"{path}: the image declares {width}x{height} pixels; refusing more than {MAX_PIXELS} "
+                        "(a corrupt header or a decompression bomb).")
+    return img
 
 
 def read_image_folder(
@@ -82,8 +90,8 @@ def read_image_folder(
                 if image_size is not None and img.size != (image_size[1], image_size[0]):
                     img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
                 a = np.asarray(img, dtype=np.uint8)
-            except OSError as exc:
-                raise DataError(f"{p}: could not decode image: {exc}.") from exc
+            except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, ...
+                raise DataError(f"{p}: could not decode image ({type(exc).__name__}: {exc}).") from exc
         arrays.append(a[None] if gray else np.transpose(a, (2, 0, 1)))   # (C, H, W)
     x = np.stack(arrays)                                                   # (N, C, H, W)
     labels = classes = None
