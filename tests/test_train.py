@@ -596,3 +596,11 @@ def test_tensorboard_logs_every_epoch_metric(digits, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"train_loss", "val_loss", "train_nll", "lr"} <= tags
     assert [e.step for e in events.Scalars("val_loss")] == [1, 2]
+
+
+def test_unknown_device_is_a_config_error_with_a_hint():
+    from aekit.train import resolve_device
+
+    with pytest.raises(ConfigError, match="device must be .*'cpux'.*Did you mean 'cpu'"):
+        resolve_device("cpux")
+    assert resolve_device("cpu").type == "cpu"

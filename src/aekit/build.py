@@ -42,6 +42,8 @@ DEFAULTS = {
     "likelihood": "gaussian",
     "sigma": 1.0,
     "learn_sigma": False,
+    "quantization_noise": None,  # bits: train deterministic codes with uniform noise (aekit.compression)
+    "num_classes": None,  # K: a conditional model, the one-hot label an input to encoder and decoder
 }
 DEFAULT_CHANNELS = {"mlp": [], "conv": [32, 64], "unet": [16, 32]}
 
@@ -119,6 +121,20 @@ def _check(cfg: dict) -> dict:
         reg = make_regularizer(name, dict(params))  # validates names and values
         reg.check(bottleneck=cfg["bottleneck"], code_activation=cfg["code_activation"],
                   backbone=cfg["backbone"], hidden=cfg["hidden"])
+    qn = cfg.get("quantization_noise")
+    if qn is not None:
+        if isinstance(qn, bool) or not isinstance(qn, int) or not 1 <= qn <= 16:
+            raise ConfigError(f"quantization_noise must be a number of bits from 1 to 16 (or None); got {qn!r}.")
+        if cfg["bottleneck"] != "deterministic":
+            raise ConfigError("quantization_noise applies to bottleneck='deterministic' only (allowed: 'deterministic'); "
+                              f"got bottleneck={cfg['bottleneck']!r}.")
+    k = cfg.get("num_classes")
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"num_classes must be a positive integer (the number of labels) or None; got {k!r}.")
+        if cfg["bottleneck"] != "gaussian":
+            raise ConfigError("num_classes (a conditional model) needs bottleneck='gaussian' (allowed: 'gaussian'), "
+                              f"the conditional VAE; got bottleneck={cfg['bottleneck']!r}.")
     if cfg["likelihood"] == "bernoulli" and cfg["learn_sigma"]:
         raise ConfigError("learn_sigma=True applies to likelihood='gaussian' only; got likelihood='bernoulli'.")
     return cfg
@@ -127,12 +143,14 @@ def _check(cfg: dict) -> dict:
 def assemble(cfg: dict) -> Autoencoder:
     """Construct the modules of a resolved configuration (see resolve_config)."""
     shape = tuple(cfg["input_shape"])
+    k = int(cfg.get("num_classes") or 0)  # conditional: the one-hot label joins h and z (conditioning.py)
     encoder, decoder = make_backbone(
-        cfg["backbone"], input_shape=shape, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"],
+        cfg["backbone"], input_shape=shape, latent_dim=cfg["latent_dim"] + k, hidden=cfg["hidden"],
         channels=cfg["channels"], activation=cfg["activation"], skips=cfg["skips"],
     )
-    bottleneck = make_bottleneck(cfg["bottleneck"], in_features=encoder.out_features,
-                                 latent_dim=cfg["latent_dim"], activation=cfg["code_activation"])
+    bottleneck = make_bottleneck(cfg["bottleneck"], in_features=encoder.out_features + k,
+                                 latent_dim=cfg["latent_dim"], activation=cfg["code_activation"],
+                                 noise_bits=cfg.get("quantization_noise"))
     regularizers = {}
     for name, params in cfg["regularizers"].items():
         reg = make_regularizer(name, dict(params))
@@ -155,7 +173,8 @@ def build(variant: str | None = None, *, input_shape, latent_dim: int | None = N
           hidden=None, channels=None, activation: str | None = None, skips: bool | None = None,
           bottleneck: str | None = None, code_activation: str | None = None, corruption=None,
           regularizers: dict | None = None, likelihood: str | None = None, sigma: float | None = None,
-          learn_sigma: bool | None = None, beta: float | None = None, seed: int | None = None) -> Autoencoder:
+          learn_sigma: bool | None = None, beta: float | None = None, quantization_noise: int | None = None,
+          num_classes: int | None = None, seed: int | None = None) -> Autoencoder:
     """Build an Autoencoder from a variant name and/or explicit axes; see the module docstring.
 
     seed, when given, makes the initial weights reproducible without touching the global RNG.
@@ -164,7 +183,9 @@ def build(variant: str | None = None, *, input_shape, latent_dim: int | None = N
                                    activation=activation, skips=skips, bottleneck=bottleneck,
                                    code_activation=code_activation, corruption=corruption,
                                    regularizers=regularizers, likelihood=likelihood, sigma=sigma,
-                                   learn_sigma=learn_sigma, beta=beta).items() if v is not None}
+                                   learn_sigma=learn_sigma, beta=beta,
+                                   quantization_noise=quantization_noise,
+                                   num_classes=num_classes).items() if v is not None}
     cfg = resolve_config(variant, input_shape=input_shape, **copy.deepcopy(given))
     cfg["seed"] = seed
     if seed is None:

@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from .bottlenecks import Code
+from .conditioning import balanced_labels, label_input, label_tensor
 from .errors import ConfigError, ShapeError
+from .interpolation import interpolate_codes, interpolation_weights
 from .likelihoods import LOG_2PI, GaussianLikelihood
 from .regularizers import RegContext
 
@@ -79,6 +81,19 @@ class Autoencoder(nn.Module):
     def variant(self) -> str | None:
         return self.config.get("variant")
 
+    @property
+    def num_classes(self) -> int:
+        """K for a conditional model (the label is an input to encoder and decoder), else 0."""
+        return int(self.config.get("num_classes") or 0)
+
+    def _label(self, y, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, K) one-hot conditioning input for a conditional model; None otherwise (see conditioning.py)."""
+        return label_input(y, num_classes=self.num_classes, batch=x.shape[0], like=x)
+
+    @staticmethod
+    def _join(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return h if c is None else torch.cat([h, c], dim=1)  # (B, F) + (B, K) -> (B, F + K)
+
     def check_input(self, x: torch.Tensor, *, name: str = "x") -> None:
         if not isinstance(x, torch.Tensor):
             raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
@@ -96,45 +111,49 @@ class Autoencoder(nn.Module):
             raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}).")
 
     # ----------------------------------------------------------------- pieces
-    def encode_code(self, x: torch.Tensor) -> tuple[Code, list]:
+    def encode_code(self, x: torch.Tensor, y=None) -> tuple[Code, list]:
         self.check_input(x)
+        c = self._label(y, x)
         h, skips = self.encoder(x)  # (B, F), [skip maps]
-        return self.bottleneck(h), skips
+        return self.bottleneck(self._join(h, c)), skips
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, y=None) -> torch.Tensor:
         """The deterministic code of clean x: z for deterministic bottlenecks, mu for Gaussian ones."""
-        code, _ = self.encode_code(x)
+        code, _ = self.encode_code(x, y)
         return code.mean  # (B, D)
 
-    def decode_params(self, z: torch.Tensor, skips=()) -> torch.Tensor:
+    def decode_params(self, z: torch.Tensor, skips=(), *, y=None) -> torch.Tensor:
         self.check_latent(z)
+        c = self._label(y, z)
         if self.uses_skips and not skips:
             raise ConfigError(
                 "this model's decoder uses U-Net skip connections (skips=True), so it cannot decode a code "
                 "alone; use reconstruct(x) or build it with skips=False."
             )
-        return self.decoder(z, skips)
+        return self.decoder(self._join(z, c), skips)
 
-    def decode(self, z: torch.Tensor, skips=()) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, skips=(), *, y=None) -> torch.Tensor:
         """Reconstruction mean for codes z: (B, D) -> (B, *input_shape)."""
-        return self.likelihood.mean(self.decode_params(z, skips))
+        return self.likelihood.mean(self.decode_params(z, skips, y=y))
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y=None) -> torch.Tensor:
         """Decode the deterministic code of clean x (no corruption, no sampling)."""
-        code, skips = self.encode_code(x)
-        return self.likelihood.mean(self.decoder(code.mean, skips))
+        code, skips = self.encode_code(x, y)
+        return self.likelihood.mean(self.decoder(self._join(code.mean, self._label(y, x)), skips))
 
     # ----------------------------------------------------------------- training objective
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, y=None) -> AEOutput:
+        """The training objective on x; y: the labels (B,) of a conditional model (num_classes), else None."""
         self.check_input(x)
+        c = self._label(y, x)  # (B, K) one-hot, or None
         x_in = self.corruption(x)  # (B, *shape); the clean x stays the target
         needs_grad = any(r.needs_input_grad and r.weight > 0 for r in self.regularizers.values())
         if needs_grad:
             x_in = x_in.detach().requires_grad_(True)
         with torch.enable_grad() if needs_grad else contextlib.nullcontext():  # the penalty differentiates z wrt x
             h, skips = self.encoder(x_in)
-            code = self.bottleneck(h)
-            params = self.decoder(code.z, skips)
+            code = self.bottleneck(self._join(h, c))  # q(z | x) or, conditional, q(z | x, y)
+            params = self.decoder(self._join(code.z, c), skips)
             if self._plain_gaussian() and not code.aux_losses:
                 # fast path (plain AE, fixed sigma): one fused squared-error sum instead of per-sample
                 # reductions; the per-sample NLL is computed only if someone reads it
@@ -167,8 +186,12 @@ class Autoencoder(nn.Module):
         return not self.regularizers and isinstance(lik, GaussianLikelihood) and not lik.learn_sigma
 
     # ----------------------------------------------------------------- generation
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws z ~ N(0, I) decoded to means: (n, *input_shape). Gaussian bottlenecks only."""
+    def sample(self, n: int, *, generator: torch.Generator | None = None, label=None) -> torch.Tensor:
+        """n draws z ~ N(0, I) decoded to means: (n, *input_shape). Gaussian bottlenecks only.
+
+        label (conditional models only): one class index for all n, or n indices; None gives every
+        class in turn (0, 1, ..., K-1, 0, ...), a balanced set.
+        """
         if not self.is_generative:
             raise ConfigError(
                 "sample() needs a generative model: bottleneck must be 'gaussian' (a VAE); "
@@ -176,15 +199,36 @@ class Autoencoder(nn.Module):
             )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be a positive integer; got {n!r}.")
+        if label is not None and not self.num_classes:
+            raise ConfigError(f"label={label!r} needs a conditional model (num_classes, variant 'cvae'); "
+                              f"this one is {self.variant!r} without labels.")
+        y = None
+        if self.num_classes:
+            y = balanced_labels(n, self.num_classes) if label is None else \
+                label_tensor(label, num_classes=self.num_classes, n=n, name="label")
         z = self.bottleneck.sample_prior(n, generator=generator)
-        return self.decode(z)
+        return self.decode(z, y=y)
 
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
-        """Decode the straight line between the codes of a and b: (steps, *input_shape)."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ConfigError(f"steps must be an integer >= 2; got {steps!r}.")
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, *, mode: str = "linear",
+                    y=None) -> torch.Tensor:
+        """Decode a path between the codes of a and b: (steps, *input_shape).
+
+        mode: 'linear' (the straight line) or 'slerp' (the great circle; see interpolation.py).
+        y (conditional models only): the labels (ya, yb) of a and b; the path's label blends the
+        two one-hot vectors linearly, so it ends at each input's own class.
+        """
+        interpolation_weights(steps)  # checks steps
         a = a.unsqueeze(0) if a.dim() == len(self.input_shape) else a
         b = b.unsqueeze(0) if b.dim() == len(self.input_shape) else b
-        za, zb = self.encode(a)[:1], self.encode(b)[:1]  # (1, D) each
-        t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
-        return self.decode((1 - t) * za + t * zb)
+        ya = yb = labels = None
+        if self.num_classes:
+            if y is None or len(y) != 2:
+                raise ConfigError(f"this model is conditional (num_classes={self.num_classes}): pass y=(label_a, label_b).")
+            ya, yb = (label_tensor(v, num_classes=self.num_classes, n=1, name="y") for v in y)
+        za, zb = self.encode(a[:1], ya)[0], self.encode(b[:1], yb)[0]  # (D,) each
+        path = interpolate_codes(za, zb, steps, mode=mode)  # (steps, D)
+        if self.num_classes:
+            t = interpolation_weights(steps, device=za.device).unsqueeze(1)  # (steps, 1)
+            eye = torch.eye(self.num_classes, device=za.device)
+            labels = (1 - t) * eye[ya] + t * eye[yb]  # (steps, K) blended one-hot
+        return self.decode(path, y=labels)

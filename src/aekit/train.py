@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, TrainingError, check_choice
+from .errors import ConfigError, TrainingError, check_choice, did_you_mean
 from .train_checkpoints import CheckpointMixin
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -146,7 +146,11 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {name!r}."
+                          + did_you_mean(str(name), ["auto", "cpu", "cuda", "mps"])) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name!r} but this torch has no CUDA device available; use device='cpu'.")
     return device
@@ -219,20 +223,39 @@ class Trainer(CheckpointMixin):
             likelihood.check_target(x, name=name)
         return x
 
-    def _batches(self, x: torch.Tensor):
+    def _labels(self, y, n: int, name: str) -> torch.Tensor | None:
+        """Labels (n,) int64 on the device for a conditional model (num_classes, e.g. 'cvae'); None for others."""
+        k = int(getattr(self.model, "num_classes", 0) or 0)
+        if not k:
+            if y is not None:
+                raise ConfigError(f"{name} was given, but the model is not conditional (num_classes=None); "
+                                  "labels are used only by conditional models such as 'cvae'.")
+            return None
+        if y is None:
+            raise ConfigError(f"the model is conditional (num_classes={k}): pass {name}, one class index per sample.")
+        from .conditioning import label_tensor
+
+        return label_tensor(y, num_classes=k, n=n, name=name).to(self.device)
+
+    def _batches(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """Batches xb, or (xb, yb) with the labels sliced by the same permutation when y is given."""
         n, b = x.shape[0], self.cfg.batch_size
         perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
         for i in range(0, n, b):
             xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
             if self.cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb, generator=self.binarize_gen)
-            yield xb
+            yield xb if y is None else (xb, y.index_select(0, perm[i:i + b]))  # (B,) labels of the same rows
 
     def _stream_batches(self, dataset):
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=True,
                                              generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
+        conditional = bool(getattr(self.model, "num_classes", 0))
         for item in loader:
             xb = item[0] if isinstance(item, (list, tuple)) else item
+            if conditional and not (isinstance(item, (list, tuple)) and len(item) >= 2):
+                raise ConfigError("the model is conditional (num_classes): the training Dataset must yield (x, y) pairs.")
+            yb = item[1].to(self.device) if conditional else None
             xb = xb.float().to(self.device, non_blocking=True)
             if self.cfg.binarize == "dynamic" and (float(xb.min()) < 0 or float(xb.max()) > 1):
                 raise ConfigError(f"binarize={self.cfg.binarize!r} needs data in [0, 1]; got a batch with values in "
@@ -241,10 +264,15 @@ class Trainer(CheckpointMixin):
                 xb = torch.bernoulli(xb, generator=self.binarize_gen)
             elif self.cfg.binarize == "threshold":
                 xb = (xb > 0.5).float()
-            yield xb
+            yield xb if yb is None else (xb, yb)
 
     # ------------------------------------------------------------------ loop
-    def fit(self, train, val: torch.Tensor | None = None, *, resume: bool = False) -> TrainResult:
+    def fit(self, train, val: torch.Tensor | None = None, *, resume: bool = False, y_train=None,
+            y_val=None) -> TrainResult:
+        """Train on train (a tensor, or a map-style Dataset) and validate on val each epoch.
+
+        y_train, y_val: the labels (N,) of a conditional model (num_classes); a Dataset yields (x, y) instead.
+        """
         streaming = not isinstance(train, torch.Tensor)
         if streaming:
             if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
@@ -253,6 +281,7 @@ class Trainer(CheckpointMixin):
         else:
             train = self._prepare(train, "train")
             n_train = train.shape[0]
+            y_train = self._labels(y_train, n_train, "y_train")
         if n_train == 0:
             raise ConfigError("train has no samples.")
         if val is not None:
@@ -261,6 +290,9 @@ class Trainer(CheckpointMixin):
                 val = None
             elif self.cfg.binarize == "dynamic":  # one fixed binarization: comparable across epochs
                 val = torch.bernoulli(val, generator=torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2))
+        y_val = self._labels(y_val, val.shape[0], "y_val") if val is not None else None
+        if streaming and y_train is not None:
+            raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
         steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
         self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
         if resume:
@@ -277,10 +309,11 @@ class Trainer(CheckpointMixin):
         try:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
-                record = self._train_epoch(self._stream_batches(train) if streaming else self._batches(train),
+                record = self._train_epoch(self._stream_batches(train) if streaming else self._batches(train, y_train),
                                            steps_per_epoch)
                 if val is not None:
-                    record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+                    scores = self.evaluate(val) if y_val is None else self.evaluate(val, y_val)
+                    record.update({f"val_{k}": v for k, v in scores.items()})
                 self.elapsed += time.perf_counter() - t0
                 self.epoch += 1
                 record = {"epoch": self.epoch, "step": self.step, "time": round(self.elapsed, 4),
@@ -312,16 +345,19 @@ class Trainer(CheckpointMixin):
         sums: dict[str, torch.Tensor] = {}
         count = 0
         bar = self._progress(steps_per_epoch)
-        for i, xb in enumerate(batches):
-            out = model(xb)
+        for i, item in enumerate(batches):
+            xb, yb = item if isinstance(item, tuple) else (item, None)  # (xb, yb) for conditional models
+            out = model(xb) if yb is None else model(xb, yb)
             loss = out.loss
-            if not torch.isfinite(loss):
+            checked = self._agreed_loss(loss)  # DDP: the global batch's loss, so every rank stops together
+            if not torch.isfinite(checked):
                 where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
                 last = self.last_checkpoint_dir()
                 kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
-                raise TrainingError(f"the loss became {float(loss.detach())} at {where}{kept}. Try a lower --lr or --grad-clip.")
+                raise TrainingError(f"the loss became {float(checked)} at {where}{kept}. Try a lower --lr or --grad-clip.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            self._sync_gradients()  # DDP: all-reduce; single process: nothing
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
             opt.step()
@@ -340,20 +376,33 @@ class Trainer(CheckpointMixin):
                     bar.set_postfix({k: f"{float(v) / count:.4g}" for k, v in sums.items()})
         if bar is not None:
             bar.close()
+        return self._epoch_means(sums, count)
+
+    # hooks for data-parallel training (aekit.distributed overrides them; one process: these)
+    def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss.detach()
+
+    def _sync_gradients(self) -> None:
+        pass
+
+    def _epoch_means(self, sums: dict, count: int) -> dict:
         return {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()}
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, *, batch_size: int = 1024) -> dict:
-        """The training objective on x (validation mode); means per sample of the loss and every term."""
+    def evaluate(self, x: torch.Tensor, y=None, *, batch_size: int = 1024) -> dict:
+        """The training objective on x (validation mode); means per sample of the loss and every term.
+
+        y: the labels (N,) of a conditional model (num_classes), else None."""
         sums: dict[str, float] = {}
         x = x.to(self.device)
+        y = self._labels(y, x.shape[0], "y")
         with validation_mode(self.model, self.cfg.seed + 3, self.device):
             needs_grad = any(getattr(r, "needs_input_grad", False) for r in getattr(self.model, "regularizers", {}).values())
             ctx = torch.enable_grad() if needs_grad else contextlib.nullcontext()
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i:i + batch_size]
                 with ctx:
-                    out = self.model(xb)
+                    out = self.model(xb) if y is None else self.model(xb, y[i:i + batch_size])
                 n = xb.shape[0]
                 sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
                 for k, v in out.terms.items():
@@ -410,7 +459,7 @@ class Trainer(CheckpointMixin):
 
 
 def fit(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
-        callbacks=None, **options) -> TrainResult:
+        callbacks=None, y_train=None, y_val=None, **options) -> TrainResult:
     """One-call training: aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir='run')."""
     trainer = Trainer(model, TrainConfig.from_dict(options), out_dir=out_dir, callbacks=callbacks)
-    return trainer.fit(train_data, val_data, resume=resume)
+    return trainer.fit(train_data, val_data, resume=resume, y_train=y_train, y_val=y_val)

@@ -44,6 +44,8 @@ def add_inspect_parsers(sub) -> None:
     p.add_argument("-n", type=positive_int, default=16, help="number of samples (default: 16)")
     p.add_argument("--out", required=True, help="output .npy (array) or .png (image grid)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    p.add_argument("--label", type=int, default=None, metavar="K",
+                   help="class of every sample (conditional runs, 'cvae'; default: the classes in turn)")
     p.set_defaults(func=run_sample)
 
 
@@ -82,6 +84,10 @@ def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples:
         out["active_units"] = active_units(model, x)["active_units"]
     if probe:
         out.update(probe_scores(model, ds, x, y, info))
+    if y is not None and (Path(run_dir) / "classifier.safetensors").is_file():  # a stacked run's softmax head
+        from ..stacked import accuracy, load_classifier
+
+        out["accuracy"] = accuracy(load_classifier(run_dir), x, y)
     return out
 
 
@@ -163,7 +169,7 @@ def run_sample(args) -> int:
     out = _out_path(args.out, (".npy", ".png"))
     model, info = load_run(args.run_dir)
     with torch.no_grad():
-        x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+        x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed), label=getattr(args, "label", None))
     if out.suffix.lower() == ".npy":
         _save_npy(out, x.numpy().astype(np.float32))
     else:
