@@ -1,0 +1,273 @@
+"""`aekit segment train|predict|evaluate|make-data`: U-Net segmentation from the command line.
+
+    aekit segment make-data --out cells -n 200
+    aekit segment train --images cells/images --masks cells/masks --out runs/seg
+    aekit segment predict runs/seg --images new/images --out new/pred
+    aekit segment evaluate runs/seg --images test/images --masks test/masks --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import read_json
+from ..errors import CheckpointError, ConfigError, ShapeError, check_choice
+from .parser import Parser, positive_float, positive_int, print_table
+
+
+class _GroupParser(Parser):
+    """The `segment` parser: a mistyped option is matched against every action's options."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        if "unrecognized arguments:" in message:
+            options = sorted({s for child in self._children() for a in child._actions for s in a.option_strings
+                              if s.startswith("--")})
+            from ..errors import did_you_mean
+
+            hint = ""
+            for token in message.split(":", 1)[1].split():
+                if token.startswith("-"):
+                    hint = did_you_mean(token.split("=")[0], options)
+                    if hint:
+                        break
+            self.exit(2, f"{self.prog}: error: {message}.{hint}\n".replace("..", "."))
+        super().error(message)
+
+    def _children(self):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from action.choices.values()
+
+
+def augment_list(text: str) -> list[str]:
+    """'flip,rotate,elastic' -> the list; 'none' or '' -> []."""
+    from ..segment.training import AUGMENTATIONS
+
+    if text.strip().lower() in ("", "none"):
+        return []
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    for v in values:
+        if v not in AUGMENTATIONS:
+            from ..errors import did_you_mean
+
+            raise argparse.ArgumentTypeError(f"--augment takes a comma list of {', '.join(AUGMENTATIONS)} or none; "
+                                             f"got {v!r}.{did_you_mean(v, AUGMENTATIONS)}")
+    return values
+
+
+def add_segment_parser(sub) -> None:
+    p = sub.add_parser("segment", help="U-Net segmentation: train, predict, evaluate, make-data",
+                       description="U-Net segmentation of images into masks (binary or multi-class).")
+    p.__class__ = _GroupParser  # the top level makes every subparser a Parser; this one also hints across its actions
+    actions = p.add_subparsers(dest="segment_command", metavar="ACTION", parser_class=Parser)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    t = actions.add_parser("train", help="train a U-Net on image/mask pairs",
+                           description="Train a U-Net on image/mask pairs (two folders matched by file stem, or .npy/.npz).")
+    t.add_argument("--images", default=None, help="folder of PNG/TIFF images, or a .npz (images + masks) / .npy file")
+    t.add_argument("--masks", default=None, help="folder of masks with the images' file stems, or a .npy/.npz file")
+    t.add_argument("--mask-suffix", default="", help="mask stems end with this, e.g. _mask for a.png -> a_mask.png")
+    t.add_argument("--out", default=None, help="run directory to write (required)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    g = t.add_argument_group("model")
+    g.add_argument("--classes", type=positive_int, default=None,
+                   help="number of classes including background (default: from the masks; 2 = binary)")
+    g.add_argument("--depth", type=positive_int, default=3, help="poolings in the U-Net (default: 3)")
+    g.add_argument("--width", type=positive_int, default=16, help="channels of the first level, doubled per level (default: 16)")
+    g.add_argument("--norm", choices=["batch", "none"], default="batch", help="normalization after each conv (default: batch)")
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training pairs (default: 30)")
+    g.add_argument("--batch-size", type=positive_int, default=None, help="crops per step (default: 8)")
+    g.add_argument("--crop", type=positive_int, default=None, help="side of the random training crops (default: 128)")
+    g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate, cosine-decayed (default: 2e-3)")
+    g.add_argument("--dice-weight", type=float, default=None, help="weight of the soft Dice loss (default: 1)")
+    g.add_argument("--augment", type=augment_list, default=None,
+                   help="comma list of flip, rotate, elastic, or none (default: flip,rotate,elastic)")
+    g.add_argument("--elastic-std", type=float, default=None, help="elastic displacement std in pixels (default: 4)")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="share of the pairs held out (default: 0.1)")
+    g.add_argument("--seed", type=int, default=None, help="seed for weights, split, crops and augmentation (default: 0)")
+    g.add_argument("--tile", type=positive_int, default=None, help="prediction tile side for validation (default: 256)")
+    g.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: min(32, tile / 4))")
+    g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: cpu)")
+    g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    t.set_defaults(func=run_segment_train)
+
+    r = actions.add_parser("predict", help="write predicted masks for a folder of images",
+                           description="Predict a mask per image (tiled for large images); PNG masks with the images' names.")
+    r.add_argument("run_dir", help="a run directory written by 'aekit segment train'")
+    r.add_argument("--images", required=True, help="folder of PNG/TIFF images")
+    r.add_argument("--out", required=True, help="folder for the masks (created)")
+    _tile_options(r)
+    r.set_defaults(func=run_segment_predict)
+
+    e = actions.add_parser("evaluate", help="Dice, IoU and pixel error on image/mask pairs",
+                           description="Score a trained U-Net on image/mask pairs: Dice, IoU, pixel error.")
+    e.add_argument("run_dir", help="a run directory written by 'aekit segment train'")
+    e.add_argument("--images", required=True, help="folder of PNG/TIFF images, or a .npz / .npy file")
+    e.add_argument("--masks", default=None, help="folder of masks (same file stems), or a .npy/.npz file")
+    e.add_argument("--mask-suffix", default="", help="mask stems end with this suffix")
+    e.add_argument("--json", action="store_true", help="print one JSON object (keys dice, iou, pixel_error, ...)")
+    _tile_options(e)
+    e.set_defaults(func=run_segment_evaluate)
+
+    m = actions.add_parser("make-data", help="write the procedural cells data set (images/ and masks/)",
+                           description="Cell-like blobs and shapes on noisy, uneven backgrounds, with masks.")
+    m.add_argument("--out", required=True, help="folder that receives images/ and masks/")
+    m.add_argument("-n", type=positive_int, default=200, help="number of images (default: 200)")
+    m.add_argument("--size", type=positive_int, default=96, help="image side in pixels (default: 96)")
+    m.add_argument("--classes", type=int, choices=[2, 3], default=2,
+                   help="2: objects vs background; 3: background, cell, shape (default: 2)")
+    m.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    m.set_defaults(func=run_segment_make_data)
+
+
+def _tile_options(p) -> None:
+    p.add_argument("--tile", type=positive_int, default=256, help="tile side for large images (default: 256)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: min(32, tile / 4))")
+
+
+def default_overlap(tile: int, overlap: int | None) -> int:
+    return min(32, tile // 4) if overlap is None else overlap
+
+
+def _load_run(run_dir):
+    from ..segment.saving import is_segmenter_dir, load_segmenter
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist.")
+    if not is_segmenter_dir(run_dir):
+        raise CheckpointError(f"{str(run_dir)!r} holds no segmentation model (config.json missing or of another kind); "
+                              "train one with 'aekit segment train'.")
+    info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    return load_segmenter(run_dir), info
+
+
+def _check_channels(model, channels: int, where: str) -> None:
+    if channels != model.in_channels:
+        raise ShapeError(f"{where}: the images have {channels} channel(s) but the model was trained on {model.in_channels}.")
+
+
+# ---------------------------------------------------------------------- train
+def run_segment_train(args) -> int:
+    import torch
+
+    from ..segment.pairs import load_pairs
+    from ..segment.training import SegmentConfig, SegmentTrainer
+    from ..segment.unet import SegmentationUNet
+
+    if args.out is None:
+        raise ConfigError("--out RUN_DIR is required: the folder that receives the model, history and checkpoints.")
+    out = Path(args.out)
+    options = {k: getattr(args, k) for k in ("epochs", "batch_size", "crop", "lr", "dice_weight", "augment",
+                                             "elastic_std", "seed", "tile", "overlap", "max_time", "device")
+               if getattr(args, k) is not None}
+    if "tile" in options:
+        options["overlap"] = default_overlap(options["tile"], options.get("overlap"))
+    if args.resume:
+        info = read_json(out / "run.json")
+        data = dict(info["data"])
+        train_cfg = dict(info["train"])
+        train_cfg.update({k: v for k, v in options.items() if k in ("epochs", "max_time", "device")})
+        cfg = SegmentConfig.from_dict(train_cfg)
+        model = SegmentationUNet(**info["model"])
+        run_info = {k: v for k, v in info.items() if k not in ("train", "model")}
+    else:
+        if (out / "run.json").exists() and not args.overwrite:
+            raise ConfigError(f"{str(out)!r} already holds a run; pass --resume to continue it or --overwrite to replace it.")
+        if args.images is None:
+            raise ConfigError("--images is required: a folder of images (with --masks) or a .npz of images and masks.")
+        data = {"images": args.images, "masks": args.masks, "mask_suffix": args.mask_suffix, "classes": args.classes,
+                "val_fraction": args.val_fraction, "seed": args.seed if args.seed is not None else 0}
+        cfg = SegmentConfig.from_dict(options)
+        run_info = {"task": "segment", "data": data, "command": ["aekit", *getattr(args, "argv", sys.argv[1:])]}
+        model = None
+    ds = load_pairs(data["images"], data["masks"], classes=data["classes"], mask_suffix=data["mask_suffix"])
+    train, val = ds.split(data["val_fraction"], seed=data["seed"])
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = SegmentationUNet(in_channels=ds.channels, classes=ds.classes, depth=args.depth, width=args.width,
+                                     norm=args.norm)
+        run_info.update({"classes": ds.classes, "channels": ds.channels, "encoding": ds.encoding,
+                         "train_names": train.names, "val_names": val.names if val is not None else []})
+    verbose = not args.quiet
+
+    def report(record, trainer):
+        if verbose:
+            terms = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_")))
+            print(f"epoch {record['epoch']:>3}/{trainer.cfg.epochs}  {terms}  ({record['time']:.1f}s)", file=sys.stderr)
+
+    trainer = SegmentTrainer(model, cfg, out_dir=out, run_info=run_info, callbacks=[report])
+    result = trainer.fit(train, val, resume=args.resume)
+    print(json.dumps({"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
+                      "train_pairs": len(train), "val_pairs": len(val) if val is not None else 0,
+                      "best_epoch": result.best_epoch, "best_val_dice": result.best_dice}))
+    return 0
+
+
+# ---------------------------------------------------------------------- predict
+def encode_mask(labels: np.ndarray, encoding: str) -> np.ndarray:
+    """Class map (H, W) -> the pixel values to store: x255 for '0/255' masks, the indices otherwise."""
+    if encoding == "0/255":
+        return (labels * 255).astype(np.uint8)
+    return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
+
+
+def run_segment_predict(args) -> int:
+    from PIL import Image
+
+    from ..segment.pairs import read_images
+    from ..segment.tiles import predict_mask
+
+    model, info = _load_run(args.run_dir)
+    images, names = read_images(args.images)
+    _check_channels(model, images[0].shape[0], str(args.images))
+    encoding = info.get("encoding", "0/255" if model.classes == 2 else "indices")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for img, name in zip(images, names):
+        labels = predict_mask(model, img, tile=args.tile, overlap=default_overlap(args.tile, args.overlap)).cpu().numpy()
+        Image.fromarray(encode_mask(labels, encoding)).save(out / (Path(name).stem + ".png"))
+    print(json.dumps({"written": len(names), "out": str(out), "encoding": encoding}))
+    return 0
+
+
+# ---------------------------------------------------------------------- evaluate
+def run_segment_evaluate(args) -> int:
+    from ..segment.pairs import load_pairs
+    from ..segment.training import evaluate_model
+
+    model, info = _load_run(args.run_dir)
+    ds = load_pairs(args.images, args.masks, classes=model.classes, mask_suffix=args.mask_suffix)
+    _check_channels(model, ds.channels, str(args.images))
+    scores = evaluate_model(model, ds, tile=args.tile, overlap=default_overlap(args.tile, args.overlap))
+    result = {"dice": scores["dice"], "iou": scores["iou"], "pixel_error": scores["pixel_error"],
+              "loss": scores["loss"], "images": len(ds), "classes": ds.classes,
+              "per_class": {str(c): v for c, v in scores["per_class"].items()}}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table([{k: result[k] for k in ("images", "classes", "dice", "iou", "pixel_error", "loss")}],
+                    ["images", "classes", "dice", "iou", "pixel_error", "loss"])
+        if ds.classes > 2:
+            print_table([{"class": c, **v} for c, v in scores["per_class"].items()], ["class", "dice", "iou"])
+    return 0
+
+
+# ---------------------------------------------------------------------- make-data
+def run_segment_make_data(args) -> int:
+    from ..segment.procedural import write_cells
+
+    check_choice("classes", str(args.classes), ["2", "3"])
+    img_dir, mask_dir = write_cells(args.out, args.n, size=args.size, classes=args.classes, seed=args.seed)
+    print(json.dumps({"images": str(img_dir), "masks": str(mask_dir), "n": args.n, "size": args.size,
+                      "classes": args.classes, "seed": args.seed}))
+    return 0
