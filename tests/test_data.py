@@ -126,7 +126,7 @@ def test_named_sources_case_insensitive_and_typo_hint():
 
 def test_list_sources():
     sources = list_sources()
-    assert sources[:3] == ["digits", "mnist", "fashion-mnist"] == list(NAMED_SOURCES)
+    assert sources[:5] == ["digits", "mnist", "fashion-mnist", "dsprites", "dsprites32"] == list(NAMED_SOURCES)
     assert any(".npy" in s for s in sources) and any("png" in s for s in sources)
 
 

@@ -23,7 +23,8 @@ ALWAYS = ["config", "metrics", "diagnostics", "loss-curves", "latent-space"]
 DECODING = ["manifold", "traversals", "interpolations"]
 EXPECTED = {  # plot sections per variant on digits (input (1, 8, 8))
     "ae": ["reconstructions", "loss-curves", "latent-space"] + DECODING,
-    "vae": ["reconstructions", "loss-curves", "latent-space"] + DECODING + ["samples", "kl-per-unit"],
+    "vae": ["reconstructions", "loss-curves", "latent-space", "manifold", "traversals", "traversals-by-kl",
+            "interpolations", "samples", "kl-per-unit"],
     "dae": ["reconstructions", "loss-curves", "latent-space"] + DECODING + ["denoising"],
     "sparse_kl": ["reconstructions", "loss-curves", "latent-space"] + DECODING + ["code-histogram"],
     "sparse_l1": ["reconstructions", "loss-curves", "latent-space"] + DECODING + ["code-histogram"],

@@ -18,6 +18,11 @@ terms is the loss.
   beta (beta-VAE, Higgins et al. 2017), with an optional linear warm-up of the weight from 0
   over `warmup_steps` training steps (Sonderby et al. 2016) and free bits lambda per unit:
   each unit's batch-mean KL counts as at least lambda nats (Kingma et al. 2016).
+  With capacity C_max > 0 it is the capacity-annealed objective of Burgess et al. 2018
+  ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
+  batch mean of the summed KL and C rising linearly from 0 to C_max nats over
+  `capacity_steps` training steps (then constant). The term is a batch quantity, returned
+  broadcast to (B,); C = 0 gives the plain batch-mean KL.
 """
 
 from __future__ import annotations
@@ -158,13 +163,21 @@ def jacobian_frobenius_hutchinson(z: torch.Tensor, x: torch.Tensor, *, n_samples
 class KLPrior(Regularizer):
     name = "kl_prior"
 
-    def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0) -> None:
+    def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
+                 capacity: float = 0.0, capacity_steps: int = 0) -> None:
         super().__init__(weight=beta)
         if int(warmup_steps) < 0:
             raise ConfigError(f"kl_prior warmup_steps must be >= 0; got {warmup_steps!r}.")
         if not float(free_bits) >= 0:
             raise ConfigError(f"kl_prior free_bits must be >= 0; got {free_bits!r}.")
+        if not float(capacity) >= 0 or int(capacity_steps) < 0:
+            raise ConfigError(f"kl_prior capacity (nats) and capacity_steps must be >= 0; got capacity={capacity!r}, "
+                              f"capacity_steps={capacity_steps!r}.")
+        if float(capacity) > 0 and float(free_bits) > 0:
+            raise ConfigError("kl_prior capacity and free_bits are alternatives; set one of them to 0 "
+                              f"(got capacity={capacity!r}, free_bits={free_bits!r}).")
         self.beta, self.warmup_steps, self.free_bits = float(beta), int(warmup_steps), float(free_bits)
+        self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
 
     def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
@@ -179,8 +192,19 @@ class KLPrior(Regularizer):
             return self.beta
         return self.beta * min(1.0, float(self.step) / self.warmup_steps)
 
+    def current_capacity(self) -> float:
+        """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
+        if self.capacity_steps <= 0:
+            return self.capacity
+        return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
+
     def forward(self, ctx: RegContext) -> torch.Tensor:
         kl = ctx.code.posterior.kl_per_unit()  # (B, D)
+        if self.capacity > 0:
+            c = self.current_capacity()  # C of this step, before counting it
+            if self.training:
+                self.step += 1
+            return (kl.sum(dim=1).mean() - c).abs().expand(kl.shape[0])  # batch quantity |KL - C|, as (B,)
         if self.training:
             self.step += 1
         if self.free_bits > 0 and self.training:

@@ -95,6 +95,21 @@ def beta_vae() -> dict:
     return {**vae(), "latent_dim": 10, "regularizers": {"kl_prior": {"beta": 4.0}}}
 
 
+@register("cvae")
+def cvae() -> dict:
+    """Conditional VAE: the one-hot label is an extra input to encoder and decoder; class-conditional sampling.
+    Sohn, Lee & Yan 2015, Learning structured output representation using deep conditional generative models."""
+    return {**vae(), "num_classes": 10}  # the CLI sets num_classes from the data's labels
+
+
+@register("annealed_vae")
+def annealed_vae() -> dict:
+    """Capacity-annealed beta-VAE: gamma * |KL - C| with the KL target C raised linearly to C_max; conv backbone.
+    Burgess et al. 2018, Understanding disentangling in beta-VAE."""
+    return {**beta_vae(), "backbone": "conv", "channels": [32, 32, 64, 64],
+            "regularizers": {"kl_prior": {"beta": 1000.0, "capacity": 25.0, "capacity_steps": 100000}}}
+
+
 def variant_doc(name: str) -> tuple[str, str]:
     """(summary, reference): a recipe's docstring is the summary, then the reference on its last line."""
     lines = (inspect.getdoc(VARIANTS[name]) or "").splitlines()

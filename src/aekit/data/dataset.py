@@ -48,6 +48,7 @@ class Dataset:
     y_whole: torch.Tensor | None = None    # (N_all,) int64 or None
     image_shape: tuple[int, ...] | None = None   # (C, H, W) for images, also when flattened
     classes: list[str] | None = field(default=None)  # class names (image folders, csv labels)
+    factors: dict | None = field(default=None)  # split -> (N, K) int64 generative factor classes (dsprites)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from aekit.data import digits as _digits
+from aekit.data import dsprites as _dsprites
 from aekit.data import mnist as _mnist
 from aekit.data.arrays import as_labels, as_samples, to_unit_tensor
 from aekit.data.dataset import Dataset
@@ -31,7 +32,7 @@ from aekit.data.splits import (
 )
 from aekit.errors import ConfigError, DataError, did_you_mean
 
-NAMED_SOURCES = ("digits", "mnist", "fashion-mnist")
+NAMED_SOURCES = ("digits", "mnist", "fashion-mnist", *_dsprites.SOURCES)  # dsprites: rendered on demand
 STD_FLOOR = 1e-8
 _RESIZE_CHUNK = 4096
 
@@ -177,6 +178,11 @@ def load_data(
             raise ConfigError(
                 f"label_column applies to file sources; data source {name!r} has its own labels."
             )
+        if name in _dsprites.SOURCES:  # a seeded random subset of the 737,280-image grid (default 20,000)
+            xs, ys, factors = _dsprites.load_split(name, val_fraction=val_fraction, seed=seed, max_samples=max_samples)
+            ds = _finish(name, "image", xs, ys, scale=1.0, offset=0.0, classes=list(_dsprites.SHAPES), **options)
+            ds.factors = factors  # split -> (N, 5) factor classes, see aekit.data.dsprites
+            return ds
         kind, xs, ys, scale = _load_named(name, data_dir=data_dir, val_fraction=val_fraction,
                                           seed=seed, max_samples=max_samples)
         return _finish(name, kind, xs, ys, scale=scale, offset=0.0, classes=None, **options)

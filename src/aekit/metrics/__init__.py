@@ -1,8 +1,9 @@
 """Metrics as plain functions over tensors: reconstruction, likelihood bounds, representation."""
 
+from .disentanglement import betavae_score, dci, factorvae_score, mig
 from .likelihood import active_units, elbo_terms, iwae_bound
 from .reconstruction import reconstruction_metrics, ssim
 from .representation import knn_accuracy, linear_probe_accuracy
 
-__all__ = ["active_units", "elbo_terms", "iwae_bound", "knn_accuracy", "linear_probe_accuracy",
+__all__ = ["betavae_score", "dci", "factorvae_score", "mig", "active_units", "elbo_terms", "iwae_bound", "knn_accuracy", "linear_probe_accuracy",
            "reconstruction_metrics", "ssim"]

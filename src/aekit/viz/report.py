@@ -1,7 +1,7 @@
 """`aekit report RUN_DIR`: one self-contained HTML page of what a run's model learned.
 
 Sections (HTML ids): config, metrics, diagnostics, then every plot that applies to the variant:
-reconstructions, loss-curves, latent-space (+ latent-space-tsne), manifold, traversals,
+reconstructions, loss-curves, latent-space (+ latent-space-tsne), manifold, traversals, traversals-by-kl (VAEs),
 interpolations, samples, kl-per-unit, code-histogram, denoising, and not-shown (what was left
 out and why). Image plots need an image model; decoding plots a decoder without U-Net skips;
 samples and KL a VAE; the histogram a sparse model; denoising a corruption.
@@ -27,6 +27,7 @@ from .figures import png_bytes
 from .images import (has_corruption, is_image_model, plot_denoising, plot_interpolations, plot_reconstructions,
                      plot_samples)
 from .latent import plot_latent_scatter, plot_manifold, plot_traversals
+from .kl_traversals import plot_traversals_by_kl
 
 SPARSE_REGULARIZERS = ("l1_activity", "kl_sparsity")
 
@@ -95,6 +96,10 @@ PLOTS: list[tuple[str, str, str, Callable, Callable]] = [
     ("traversals", "Latent traversals", "One latent unit varied per row around a typical code, the others fixed.",
      lambda c: _why_not(c, image=True, decoder=True),
      lambda c: plot_traversals(c.model, c.z)),
+    ("traversals-by-kl", "Traversals by KL", "VAE: every latent unit varied per row, highest KL (most informative) "
+     "first; collapsed units (KL near 0) decode to one image along their row.",
+     lambda c: _why_not(c, image=True, decoder=True) or (None if c.kl_per_unit is not None else "only VAEs have a posterior"),
+     lambda c: plot_traversals_by_kl(c.model, c.z, c.kl_per_unit)),
     ("interpolations", "Interpolations", "Decoded straight lines between the codes of two test inputs.",
      lambda c: _why_not(c, image=True, decoder=True),
      lambda c: plot_interpolations(c.model, c.x, seed=c.seed)),

@@ -1,0 +1,176 @@
+"""Disentanglement on dSprites: beta-VAE (beta = 1, 4, 8) and a capacity-annealed VAE, side by side.
+
+Each setting trains a conv VAE with a Bernoulli decoder and a 10-unit code on a seeded random
+subset of procedural dSprites (`dsprites32` by default: 32 x 32 binary images), then scores the
+posterior means with MIG, the FactorVAE score, the beta-VAE score and DCI
+(aekit.disentangle.evaluate_disentanglement) and measures the reconstruction error
+(Bernoulli NLL, nats per image, and pixel MSE of the mean reconstruction) on held-out images.
+Training time is wall clock and process CPU time with --threads torch threads (default 1).
+
+Target (issue 8): MIG >= 0.2 for the best setting within 30 CPU minutes of training
+(published range on dSprites roughly 0.05 to 0.35 across methods and seeds).
+
+    python benchmarks/disentanglement.py --parallel        # the full comparison, one 1-thread process per setting
+    python benchmarks/disentanglement.py --quick           # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--source", default="dsprites32", choices=["dsprites32", "dsprites"])
+    p.add_argument("--train-samples", type=int, default=64_000, help="random grid images to train on")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training subset per setting")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--channels", default="16,32,32,64", help="conv channels per level")
+    p.add_argument("--latent-dim", type=int, default=10)
+    p.add_argument("--betas", default="1,4,8", help="beta-VAE settings")
+    p.add_argument("--gamma", type=float, default=100.0, help="annealed VAE: weight of |KL - C|")
+    p.add_argument("--capacity", type=float, default=20.0, help="annealed VAE: C_max in nats")
+    p.add_argument("--no-annealed", action="store_true", help="skip the annealed run")
+    p.add_argument("--eval-samples", type=int, default=10_000, help="images scored by MIG and DCI")
+    p.add_argument("--votes", type=int, default=500, help="training points of the beta-VAE / FactorVAE scores")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny smoke run; results are not written")
+    p.add_argument("--out", default=None, help="also keep each run directory under this folder")
+    p.add_argument("--results-name", default="disentanglement", help="benchmarks/results/NAME.json to write")
+    p.add_argument("--parallel", action="store_true",
+                   help="train the settings as concurrent 1-thread processes (wall time on a shared CPU)")
+    p.add_argument("--setting", type=int, default=None, help=argparse.SUPPRESS)   # one setting (a --parallel part)
+    p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def run_parallel(args, argv, n_settings: int) -> list[dict]:
+    """Launch one process per setting (same options), wait, and return their rows in order."""
+    import subprocess
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="aekit-disentangle-"))
+    base = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--parallel"]
+    procs = []
+    for i in range(n_settings):
+        cmd = [sys.executable, str(Path(__file__).resolve()), *base, "--setting", str(i),
+               "--json-out", str(tmp / f"{i}.json")]
+        procs.append(subprocess.Popen(cmd))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a setting failed (exit codes {codes})")
+    return [json.loads((tmp / f"{i}.json").read_text()) for i in range(n_settings)]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import aekit
+    from aekit.data import load_data
+    from aekit.data import dsprites
+    from aekit.disentangle import evaluate_disentanglement
+    from aekit.train import TrainConfig, Trainer
+    from benchmarks.common import markdown, write_results
+
+    if args.quick:
+        args.train_samples, args.epochs, args.eval_samples, args.votes = 3000, 1, 2000, 100
+    ds = load_data(args.source, max_samples=args.train_samples, val_fraction=0.02, seed=args.seed)
+    resolution = dsprites.SOURCES[args.source]
+    channels = [int(c) for c in args.channels.split(",")]
+    steps_per_epoch = -(-ds.train.shape[0] // args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    settings = [(f"beta-VAE b={b:g}", "beta_vae", {"kl_prior": {"beta": float(b)}}) for b in
+                (float(s) for s in args.betas.split(","))]
+    if not args.no_annealed:
+        settings.append((f"annealed g={args.gamma:g} C={args.capacity:g}", "annealed_vae",
+                         {"kl_prior": {"beta": args.gamma, "capacity": args.capacity,
+                                       "capacity_steps": int(0.8 * total_steps)}}))
+    print(f"# {args.source}: {ds.train.shape[0]} training images, {args.epochs} epochs x {steps_per_epoch} steps "
+          f"(batch {args.batch_size}), conv {channels}, latent {args.latent_dim}, {args.threads} thread(s)", flush=True)
+
+    # held-out images for the reconstruction error
+    x_eval = dsprites.render(dsprites.random_indices(2000, seed=args.seed + 1), resolution=resolution)
+    rows, raw = [], []
+    wall_start = time.perf_counter()
+    if args.parallel:
+        raw = run_parallel(args, argv, len(settings))
+        rows = [{k: v for k, v in r.items() if k not in ("scores", "kl_per_unit", "history_last")} for r in raw]
+        settings = []
+    elif args.setting is not None:
+        settings = [settings[args.setting]]
+    for name, variant, regs in settings:
+        model = aekit.build(variant, input_shape=ds.shape, backbone="conv", channels=channels,
+                            latent_dim=args.latent_dim, regularizers=regs, seed=args.seed)
+        out_dir = Path(args.out) / variant_dir(name) if args.out else None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
+        run_info = {"variant": variant, "dataset": ds.to_dict(),   # recorded so `aekit disentangle RUN` works
+                    "data": {"source": args.source, "max_samples": args.train_samples, "val_fraction": 0.02,
+                             "seed": args.seed}}
+        result = Trainer(model, cfg, out_dir=out_dir, run_info=run_info).fit(ds.train, ds.val)
+        train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        model.eval()
+        with torch.no_grad():
+            params = torch.cat([model.decode_params(model.encode(x)) for x in x_eval.split(500)])
+            nll = float(model.likelihood.nll(x_eval, params).mean())
+            mse = float(((torch.sigmoid(params) - x_eval) ** 2).flatten(1).sum(1).mean())
+            kl = torch.cat([model.encode_code(x)[0].posterior.kl_per_unit() for x in x_eval.split(500)]).mean(0)
+        scores = evaluate_disentanglement(model, resolution=resolution, n_samples=args.eval_samples,
+                                          n_votes=args.votes, seed=args.seed)
+        row = {"setting": name, "MIG": round(scores["mig"], 3), "FactorVAE": round(scores["factorvae_score"], 3),
+               "beta-VAE score": round(scores["betavae_score"], 3), "DCI": round(scores["dci"], 3),
+               "recon BCE (nats/img)": round(nll, 1), "recon SSE (px/img)": round(mse, 1),
+               "KL (nats)": round(float(kl.sum()), 1), "active units": int((kl > 0.01).sum()),
+               "train min (wall)": round(train_wall / 60, 2), "train CPU min": round(train_cpu / 60, 2)}
+        rows.append(row)
+        raw.append({**row, "scores": scores, "kl_per_unit": [round(float(v), 4) for v in kl],
+                    "history_last": result.history[-1] if result.history else None})
+        print(json.dumps(row), flush=True)
+    if args.json_out:  # a --parallel part: hand the row back to the parent
+        Path(args.json_out).write_text(json.dumps(raw[0]))
+        return 0
+    total_wall = time.perf_counter() - wall_start
+    columns = list(rows[0])
+    table = markdown(rows, columns)
+    print(table)
+    best = max(rows, key=lambda r: r["MIG"])
+    met = best["MIG"] >= 0.2 and best["train CPU min"] <= 30 * args.threads
+    print(f"best MIG {best['MIG']} ({best['setting']}), target MIG >= 0.2 within 30 CPU minutes: "
+          f"{'met' if met else 'missed'}; total wall {total_wall / 60:.1f} min")
+    if not args.quick:
+        path = write_results(args.results_name, {
+            "title": f"Disentanglement on procedural dSprites ({args.source}, {total_steps} steps per setting): "
+                     + ", ".join(r["setting"] for r in rows),
+            "table": table,
+            "target": "MIG >= 0.2 for the best setting within 30 CPU minutes of training "
+                      "(published dSprites range ~0.05-0.35)",
+            "met": bool(met), "best": best["setting"], "threads": args.threads,
+            "parallel_processes": len(rows) if args.parallel else 1, "total_wall_minutes": round(total_wall / 60, 2),
+            "setup": {"source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
+                      "steps": total_steps, "batch_size": args.batch_size, "lr": args.lr, "channels": channels,
+                      "latent_dim": args.latent_dim, "eval_samples": args.eval_samples, "votes": args.votes,
+                      "seed": args.seed},
+            "runs": raw,
+        })
+        print(f"wrote {path}")
+    return 0
+
+
+def variant_dir(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
