@@ -105,6 +105,15 @@ def run_digit(d: int, ds, args) -> dict:
     row["val_neg_elbo"] = float(score_samples(model, x_va, score="elbo", samples=args.samples, seed=0).mean())
     row["score_s"] = time.perf_counter() - t0
     row["aekit"], row["aekit_sse"] = auroc(elbo, truth), auroc(sse, truth)
+    # score selection without the test set: normal validation images against the other digits' validation
+    # images (held out from the training split; labelled anomalies the strict one-class protocol never sees)
+    x_vsel = ds.val[:2000]
+    vtruth = (ds.y_val[:2000] != d).numpy().astype(np.int64)
+    val_auroc = {"elbo": auroc(score_samples(model, x_vsel, score="elbo", samples=args.samples, seed=0).numpy(), vtruth),
+                 "sse": auroc(score_samples(model, x_vsel, score="sse").numpy(), vtruth)}
+    row["val_auroc"] = val_auroc
+    row["selected_score"] = max(val_auroc, key=val_auroc.get)
+    row["aekit_selected"] = row["aekit"] if row["selected_score"] == "elbo" else row["aekit_sse"]
 
     flat = lambda x: x.reshape(x.shape[0], -1).numpy()  # noqa: E731
     t0 = time.perf_counter()
@@ -120,16 +129,19 @@ def run_digit(d: int, ds, args) -> dict:
 
 def summarize(rows: list[dict], options: dict, *, wall: float, cpu: float) -> dict:
     """Table (with its notes under it), means and whether the target is met, from the per-digit rows."""
-    cols = ["aekit", "aekit_sse", "pca", "iforest", "deep_svdd"]
+    cols = ["aekit", "aekit_sse", "aekit_selected", "pca", "iforest", "deep_svdd"]
     mean = {c: float(np.mean([r[c] for r in rows])) for c in cols}
     sse_col = "aekit VAE SSE (post hoc)"
     table_rows = [{"digit": r["digit"], "aekit VAE -ELBO": round(r["aekit"], 1), sse_col: round(r["aekit_sse"], 1),
+                   "aekit, score chosen on validation": f"{r['aekit_selected']:.1f} ({r['selected_score']})",
                    "PCA (k)": f"{r['pca']:.1f} ({r['pca_k']})", "IsolationForest": round(r["iforest"], 1),
                    "Deep SVDD (published)": r["deep_svdd"]} for r in rows]
     table_rows.append({"digit": "mean", "aekit VAE -ELBO": round(mean["aekit"], 1), sse_col: round(mean["aekit_sse"], 1),
+                       "aekit, score chosen on validation": f"{mean['aekit_selected']:.1f}",
                        "PCA (k)": f"{mean['pca']:.1f}", "IsolationForest": round(mean["iforest"], 1),
                        "Deep SVDD (published)": round(mean["deep_svdd"], 1)})
     met = len(rows) == 10 and mean["aekit"] >= 95.0
+    met_selected = len(rows) == 10 and mean["aekit_selected"] >= 95.0
     chosen = (" (chosen by the normal-validation -ELBO among 8, 16, 32 on digit 2: 126.4, 124.4, 127.6 nats)"
               if options["latent_dim"] == 16 and list(options["hidden"]) == [512, 256] else "")
     post_hoc = "."
@@ -143,14 +155,17 @@ def summarize(rows: list[dict], options: dict, *, wall: float, cpu: float) -> di
         f"{options['hidden']}, latent {options['latent_dim']}{chosen}, "
         f"{options['epochs']} epochs; the declared score is -ELBO with {options['samples']} posterior samples, and the "
         f"target is judged on it. The SSE column (squared error of the same models' reconstructions) was computed in the "
-        f"same run for information only{post_hoc} PCA: k chosen per digit by "
+        f"same run for information only{post_hoc} 'Score chosen on validation': per digit, the score (-ELBO or SSE) "
+        f"with the higher AUROC on the training split's held-out validation images (that digit normal, the other "
+        f"digits anomalous; never the test set): a semi-supervised selection the strict one-class protocol does not "
+        f"allow, reported beside it. PCA: k chosen per digit by "
         f"the probabilistic-PCA log-likelihood of the normal validation images. IsolationForest: scikit-learn defaults. "
         f"Deep SVDD: Ruff et al. 2018, Table 1 (global contrast normalization; ours uses raw [0, 1] pixels). "
         f"Wall {wall:.0f} s, CPU {cpu:.0f} s at {options['threads']} thread(s) on a shared 2-core machine.")
     table = markdown(table_rows, list(table_rows[0])) + "\n\n" + notes
     return {"title": "Anomaly detection: MNIST one-class AUROC (%)", "table": table,
             "target": "mean AUROC >= 95 with the declared score (published One-Class Deep SVDD: 94.8)", "met": met,
-            "notes": notes, "mean": mean}
+            "met_with_validation_selection": met_selected, "notes": notes, "mean": mean}
 
 
 def main() -> int:
