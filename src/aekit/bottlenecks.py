@@ -71,17 +71,34 @@ class Code:
 class DeterministicBottleneck(nn.Module):
     kind = "deterministic"
 
-    def __init__(self, *, in_features: int, latent_dim: int, activation: str = "none") -> None:
+    def __init__(self, *, in_features: int, latent_dim: int, activation: str = "none",
+                 noise_bits: int | None = None) -> None:
         super().__init__()
         check_choice("code_activation", activation, CODE_ACTIVATIONS)
         self.activation_name = activation
         self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, D)
         self.activation = CODE_ACTIVATIONS[activation]()
         self.latent_dim = latent_dim
+        self.noise_bits = noise_bits  # training for quantization: see quantization_noise below
 
     def forward(self, h: torch.Tensor) -> Code:
         z = self.activation(self.linear(h))
+        if self.training and self.noise_bits:
+            return Code(z=quantization_noise(z, self.noise_bits), mean=z)
         return Code(z=z, mean=z)
+
+
+def quantization_noise(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """z + U(-step/2, step/2) per dimension, step = (max - min of the batch's codes) / (2^bits - 1).
+
+    The differentiable stand-in for uniform quantization with 2^bits levels over the code's range
+    (Balle et al. 2017, "End-to-end optimized image compression"): the decoder learns to tolerate
+    the rounding error that aekit.compression's quantizer (range fitted on the training codes)
+    will add. The range is the batch's, detached; training mode only. z: (B, D) -> (B, D).
+    """
+    zd = z.detach()
+    step = (zd.amax(dim=0) - zd.amin(dim=0)) / (2 ** int(bits) - 1)  # (D,)
+    return z + (torch.rand_like(z) - 0.5) * step
 
 
 class GaussianBottleneck(nn.Module):
@@ -105,8 +122,10 @@ class GaussianBottleneck(nn.Module):
         return torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=self.mu.weight.dtype)  # (n, D) ~ N(0, I)
 
 
-def make_bottleneck(kind: str, *, in_features: int, latent_dim: int, activation: str = "none") -> nn.Module:
+def make_bottleneck(kind: str, *, in_features: int, latent_dim: int, activation: str = "none",
+                    noise_bits: int | None = None) -> nn.Module:
     check_choice("bottleneck", kind, BOTTLENECKS)
     if kind == "gaussian":
         return GaussianBottleneck(in_features=in_features, latent_dim=latent_dim)
-    return DeterministicBottleneck(in_features=in_features, latent_dim=latent_dim, activation=activation)
+    return DeterministicBottleneck(in_features=in_features, latent_dim=latent_dim, activation=activation,
+                                   noise_bits=noise_bits)

@@ -3,8 +3,10 @@ robust features with denoising autoencoders").
 
 `Corruption(x) -> x~` in training mode and the identity in eval mode. The model always scores
 the reconstruction against the clean x, so any corruption turns an autoencoder into a
-denoising one. Specs parse from strings: "none", "gaussian:0.3", "masking:0.25",
-"salt_and_pepper:0.1".
+denoising one. Specs parse from strings: "none", "gaussian:0.3", "gaussian_clipped:0.3",
+"masking:0.25", "salt_and_pepper:0.1". Levels are in the data's units (pixel intensities in
+[0, 1] for images): "gaussian" adds N(0, std^2) unclipped; "gaussian_clipped" clips the result
+to [0, 1], the usual protocol for image denoising benchmarks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import nn
 
 from .errors import ConfigError, check_choice
 
-CORRUPTIONS = ("none", "gaussian", "masking", "salt_and_pepper")
+CORRUPTIONS = ("none", "gaussian", "gaussian_clipped", "masking", "salt_and_pepper")
 
 
 class Corruption(nn.Module):
@@ -24,8 +26,8 @@ class Corruption(nn.Module):
         super().__init__()
         check_choice("corruption", kind, CORRUPTIONS)
         level = float(level)
-        if kind == "gaussian" and not level >= 0:
-            raise ConfigError(f"corruption 'gaussian' needs a std >= 0; got {level!r}.")
+        if kind in ("gaussian", "gaussian_clipped") and not level >= 0:
+            raise ConfigError(f"corruption {kind!r} needs a std >= 0; got {level!r}.")
         if kind in ("masking", "salt_and_pepper") and not 0.0 <= level <= 1.0:
             raise ConfigError(f"corruption {kind!r} needs a probability in [0, 1]; got {level!r}.")
         self.kind, self.level = kind, level
@@ -35,6 +37,8 @@ class Corruption(nn.Module):
             return x  # identity in eval: deterministic reconstructions
         if self.kind == "gaussian":
             return x + self.level * torch.randn_like(x)
+        if self.kind == "gaussian_clipped":  # images in [0, 1]: the noisy image stays a valid image
+            return (x + self.level * torch.randn_like(x)).clamp(0.0, 1.0)
         if self.kind == "masking":
             keep = torch.rand_like(x) >= self.level  # each element zeroed with probability p
             return x * keep

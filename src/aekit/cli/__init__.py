@@ -16,9 +16,18 @@ from .parser import Parser
 def make_parser() -> Parser:
     from .. import __version__
     from .demo import add_demo_parser
+    from .disentangle_cmd import add_disentangle_parser
+    from .detect_cmd import add_detect_parser
+    from .compress_cmd import add_compress_parsers
+    from .denoise_cmd import add_denoise_parser
     from .inspect_cmd import add_inspect_parsers
+    from .interpolate_cmd import add_interpolate_parser
+    from .augment_cmd import add_augment_parser
     from .list_cmd import add_list_parser
     from .report_cmd import add_report_parsers
+    from .segment_cmd import add_segment_parser
+    from .export_cmd import add_export_parser
+    from .explore_cmd import add_explore_parser
     from .train_cmd import add_train_parser
 
     parser = Parser(prog="aekit", description="Train, compare, inspect and use autoencoders.")
@@ -26,9 +35,18 @@ def make_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_list_parser(sub)
     add_train_parser(sub)
+    add_compress_parsers(sub)
+    add_denoise_parser(sub)
     add_inspect_parsers(sub)
+    add_interpolate_parser(sub)
+    add_augment_parser(sub)
     add_demo_parser(sub)
+    add_detect_parser(sub)
     add_report_parsers(sub)
+    add_disentangle_parser(sub)
+    add_segment_parser(sub)
+    add_export_parser(sub)
+    add_explore_parser(sub)
     return parser
 
 

@@ -13,14 +13,14 @@ from ..build import assemble, build
 from ..checkpoint import read_json
 from ..data import load_data
 from ..errors import ConfigError, check_choice
-from ..train import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig, Trainer
+from ..train import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
 from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
 
 def add_data_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--data", required=required, default=None if not required else argparse.SUPPRESS,
-                   help="data source: digits, mnist, fashion-mnist, or a .npy/.npz/.csv/.mat/IDX file or image folder")
+                   help="data source: digits, mnist, fashion-mnist, dsprites, dsprites32, or a .npy/.npz/.csv/.mat/IDX file or image folder")
     p.add_argument("--data-dir", default=None,
                    help="folder with the IDX .gz files of mnist / fashion-mnist (default: $AEKIT_DATA_DIR, else download)")
 
@@ -28,7 +28,7 @@ def add_data_options(p: argparse.ArgumentParser, *, required: bool) -> None:
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a variant and write a run directory",
                        description="Train a named variant on a data source; RUN_DIR gets the config, weights and history.")
-    p.add_argument("variant", help=f"one of: {', '.join(VARIANTS)}")
+    p.add_argument("variant", help=f"one of: {', '.join(VARIANTS)}, stacked")
     add_data_options(p, required=False)
     p.add_argument("--out", default=None, help="run directory to write (required)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -44,9 +44,17 @@ def add_train_parser(sub) -> None:
     g.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="decoder likelihood (default: the variant's)")
     g.add_argument("--learn-sigma", action="store_true", default=None, help="learn the Gaussian likelihood's sigma")
     g.add_argument("--beta", type=float, default=None, help="KL weight of VAE variants (default: the variant's)")
-    g.add_argument("--noise", default=None, help="input corruption: none, gaussian:STD, masking:P, salt_and_pepper:P")
+    g.add_argument("--capacity", type=float, default=None, help="KL capacity C_max in nats (annealed VAE: gamma * |KL - C|)")
+    g.add_argument("--capacity-steps", type=int, default=None, help="steps over which C rises linearly from 0 to C_max")
+    g.add_argument("--gamma", type=float, default=None, help="weight gamma of |KL - C| (the kl_prior weight; same as --beta)")
+    g.add_argument("--noise", default=None,
+                   help="input corruption: none, gaussian:STD, gaussian_clipped:STD, masking:P, salt_and_pepper:P")
     g.add_argument("--sparsity", default=None, help="sparsity penalty: kl:RHO[:WEIGHT] or l1:WEIGHT")
     g.add_argument("--contractive", type=float, default=None, help="contractive penalty weight")
+    g.add_argument("--num-classes", type=positive_int, default=None, metavar="K",
+                   help="condition on the labels (a conditional VAE; 'cvae' sets it from the data's labels)")
+    g.add_argument("--quantization-noise", type=positive_int, default=None, metavar="BITS",
+                   help="train the code with uniform noise of a BITS-bit quantizer's step (for 'aekit compress')")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data (default: 10)")
     g.add_argument("--batch-size", type=positive_int, default=None, help="samples per step (default: 128)")
@@ -70,6 +78,9 @@ def add_train_parser(sub) -> None:
     g.add_argument("--image-size", type=int_list, default=None, help="resize image folders to H,W (or one size)")
     g.add_argument("--standardize", action="store_true", default=None, help="standardize table columns")
     g.add_argument("--label-column", default=None, help="csv column holding labels (name or index)")
+    from .stacked_cmd import add_stacked_options
+
+    add_stacked_options(p)
     p.set_defaults(func=run_train)
 
 
@@ -103,7 +114,7 @@ def apply_config_file(args: argparse.Namespace, actions: dict) -> None:
         if current is not None and current is not False:
             continue  # given on the command line: the command line wins
         action = actions[dest]
-        if isinstance(value, list) and dest in ("hidden", "channels", "image_size"):
+        if isinstance(value, list) and dest in ("hidden", "channels", "image_size", "layers"):
             value = ",".join(str(v) for v in value)
         if action.type is not None and not isinstance(value, bool):
             try:
@@ -121,9 +132,18 @@ def model_overrides(args) -> dict:
         regs.update(parse_sparsity(args.sparsity))
     if args.contractive is not None:
         regs["contractive"] = {"weight": args.contractive}
+    capacity = {k: v for k, v in (("capacity", getattr(args, "capacity", None)),
+                                  ("capacity_steps", getattr(args, "capacity_steps", None)),
+                                  ("beta", getattr(args, "gamma", None))) if v is not None}
+    if capacity:  # annealed-capacity options of the kl_prior regularizer
+        if args.beta is not None and "beta" in capacity:
+            raise ConfigError("--gamma and --beta both set the kl_prior weight; give one of them.")
+        regs["kl_prior"] = capacity
     out = dict(latent_dim=args.latent_dim, backbone=args.backbone, hidden=args.hidden, channels=args.channels,
                activation=args.activation, code_activation=args.code_activation, likelihood=args.likelihood,
-               learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None)
+               learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None,
+               quantization_noise=getattr(args, "quantization_noise", None),
+               num_classes=getattr(args, "num_classes", None))
     if args.sparsity and args.sparsity.startswith("kl") and args.code_activation is None:
         out["code_activation"] = "sigmoid"  # the KL penalty needs codes in (0, 1)
     return out
@@ -149,7 +169,12 @@ def run_train(args) -> int:
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the config, weights and history.")
     out = Path(args.out)
-    check_choice("variant", args.variant, VARIANTS)
+    from .stacked_cmd import reject_stacked_options, run_train_stacked
+
+    if args.variant == "stacked":  # greedy layer-wise pretraining: its own schedule (aekit.stacked)
+        return run_train_stacked(args)
+    reject_stacked_options(args)
+    check_choice("variant", args.variant, [*VARIANTS, "stacked"])
     if args.resume:
         info = read_json(out / "run.json")
         data = dict(info["data"])
@@ -170,8 +195,13 @@ def run_train(args) -> int:
             raise ConfigError("--data is required: digits, mnist, fashion-mnist or a file/folder path.")
         data = data_options(args)
         ds = load_data(data["source"], **{k: v for k, v in data.items() if k != "source" and v is not None})
+        overrides = model_overrides(args)
+        if args.variant in VARIANTS and (overrides.get("num_classes") or VARIANTS[args.variant]().get("num_classes")):
+            from ..conditioning import num_classes_of
+
+            overrides["num_classes"] = overrides.get("num_classes") or num_classes_of(ds, variant=args.variant)
         model = build(args.variant, input_shape=ds.shape, seed=args.seed if args.seed is not None else 0,
-                      **model_overrides(args))
+                      **overrides)
         cfg = TrainConfig.from_dict({**train_options(args), "progress": False if args.quiet else None})
         run_info = {"variant": args.variant, "data": data, "dataset": ds.to_dict(),
                     "command": ["aekit", *getattr(args, "argv", sys.argv[1:])]}
@@ -182,8 +212,19 @@ def run_train(args) -> int:
             terms = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_")))
             print(f"epoch {record['epoch']:>3}/{trainer.cfg.epochs}  {terms}  ({record['time']:.1f}s)", file=sys.stderr)
 
-    trainer = Trainer(model, cfg, out_dir=out, run_info=run_info, callbacks=[report])
-    result = trainer.fit(ds.train, ds.val, resume=args.resume)
+    from ..distributed import distributed_session, make_trainer
+
+    with distributed_session(cfg.device) as dist_ctx:  # torchrun: data-parallel over the ranks; else one process
+        trainer = make_trainer(model, cfg, dist_ctx=dist_ctx, out_dir=out, run_info=run_info, callbacks=[report])
+        labels = {}
+        if getattr(model, "num_classes", 0):  # a conditional model trains on (x, y)
+            from ..conditioning import num_classes_of
+
+            num_classes_of(ds, variant=model.variant)  # names the data source when it has no labels
+            labels = {"y_train": ds.y_train, "y_val": ds.y_val if ds.val.shape[0] else None}
+        result = trainer.fit(ds.train, ds.val, resume=args.resume, **labels)
+    if not dist_ctx.is_main:
+        return 0  # rank 0 reports
     summary = {"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
                "best_epoch": result.best_epoch, "best_val_loss": result.best_val,
                "stopped_early": result.stopped_early}
