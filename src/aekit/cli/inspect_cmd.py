@@ -63,15 +63,37 @@ def batched(fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
+@torch.no_grad()
+def batched_labelled(fn, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """fn(x, y) over batches: encode / reconstruct of a conditional model."""
+    return torch.cat([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def _labels_for(model, y, what: str):
+    """The labels a conditional model needs, or None for every other model."""
+    if not getattr(model, "num_classes", None):
+        return None
+    if y is None:
+        raise ConfigError(f"this run is conditional ({model.variant!r}, num_classes={model.num_classes}) and needs "
+                          f"labels, but {what} has none; pass --data with labels.")
+    return torch.as_tensor(y, dtype=torch.long)
+
+
 def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples: int = 1,
                  iwae_k: int | None = None, probe: bool = False) -> dict:
     model, info = load_run(run_dir)
     x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
     x, binarize = _binarized(x, info)
-    x_hat = batched(model.reconstruct, x)
+    labels = _labels_for(model, y, what)
+    x_hat = batched(model.reconstruct, x) if labels is None else batched_labelled(model.reconstruct, x, labels)
     out = {"data": what, "variant": model.variant, "binarize": binarize, **reconstruction_metrics(x, x_hat)}
     if len(model.input_shape) == 3 and out["bce_per_image"] is not None:
         out["ssim"] = ssim(x, x_hat)
+    if labels is not None:  # the likelihood metrics decode codes alone; conditional models report reconstructions
+        if iwae_k is not None or probe:
+            raise ConfigError("--iwae-k and --probe are not available for conditional models; "
+                              "evaluate reports their reconstruction metrics.")
+        return out
     if model.is_generative:
         terms = elbo_terms(model, x, samples=elbo_samples)
         out.update({k: terms[k] for k in ("elbo", "kl", "nll_recon", "bits_per_dim")})
@@ -135,8 +157,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def run_encode(args) -> int:
     out = _out_path(args.out, (".npy",))
     model, info = load_run(args.run_dir)
-    x, _, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
-    z = batched(model.encode, x)  # (N, D) deterministic codes
+    x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    labels = _labels_for(model, y, what)
+    z = batched(model.encode, x) if labels is None else batched_labelled(model.encode, x, labels)  # (N, D) codes
     _save_npy(out, z.numpy().astype(np.float32))
     print(f"wrote {tuple(z.shape)} codes of {what} to {out}", file=sys.stderr)
     return 0
@@ -145,8 +168,10 @@ def run_encode(args) -> int:
 def run_reconstruct(args) -> int:
     out = _out_path(args.out, (".npy",))
     model, info = load_run(args.run_dir)
-    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
-    x_hat = ds.to_raw(batched(model.reconstruct, x))  # back to the units of the loaded data
+    x, y, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    labels = _labels_for(model, y, what)
+    x_hat = batched(model.reconstruct, x) if labels is None else batched_labelled(model.reconstruct, x, labels)
+    x_hat = ds.to_raw(x_hat)  # back to the units of the loaded data
     _save_npy(out, x_hat.numpy().astype(np.float32))
     print(f"wrote {tuple(x_hat.shape)} reconstructions of {what} to {out}", file=sys.stderr)
     return 0
