@@ -91,15 +91,9 @@ def test_messages_say_what_is_wrong(name, what, needle):
     assert outcome.rss_growth < fh.MEMORY_LIMIT  # refused before allocating
 
 
-# reserves (never touches) count x latent_dim x 8 bytes before decoding: aekit.compression's, reported
-KNOWN_RESERVATIONS = {("container (.aekc)", "huge count")}
-
-
 @pytest.mark.parametrize("name,what", CRAFTED, ids=[f"{n}: {w}" for n, w in CRAFTED])
 def test_crafted_input_is_refused_before_any_large_allocation(name, what):
     """Not even an untouched reservation: tracemalloc's peak stays under the limit."""
-    if (name, what) in KNOWN_RESERVATIONS:
-        pytest.skip("known: decode_symbols allocates the declared symbol array before decoding")
     outcome = run(TARGETS[name], dict(TARGETS[name].crafted)[what])
     assert outcome.peak_bytes < fh.MEMORY_LIMIT, f"{name} / {what}: peak {outcome.peak_bytes >> 20} MiB"
 

@@ -39,7 +39,7 @@ VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_FILE_BYTES = 2 ** 32  # 4 GiB
-MAX_SYMBOLS = 2 ** 30  # count * latent_dim
+MAX_SYMBOLS = 2 ** 26  # count * latent_dim: 64 M symbols (1 M images x 64 dims) per file; the decoder holds them as int64
 MAX_ELEMENTS = 2 ** 31  # count * prod(shape): the decoded array
 _PREFIX = struct.Struct(">4sHI")  # magic, version, header_len
 
