@@ -1,4 +1,5 @@
-"""The `aekit` command: list, train, evaluate, encode, reconstruct, sample, report, compare, demo.
+"""The `aekit` command: list, train, evaluate, encode, reconstruct, sample, interpolate, report,
+compare, demo; compress, decompress, denoise, detect, augment, disentangle, segment; export, explore.
 
 Every error a user can cause ends the command with a one-line message and a non-zero exit
 code (2 for usage errors, 1 for everything else); never a traceback from inside torch.
@@ -15,36 +16,39 @@ from .parser import Parser
 
 def make_parser() -> Parser:
     from .. import __version__
-    from .demo import add_demo_parser
-    from .disentangle_cmd import add_disentangle_parser
-    from .detect_cmd import add_detect_parser
+    from .augment_cmd import add_augment_parser
     from .compress_cmd import add_compress_parsers
+    from .demo import add_demo_parser
     from .denoise_cmd import add_denoise_parser
+    from .detect_cmd import add_detect_parser
+    from .disentangle_cmd import add_disentangle_parser
+    from .explore_cmd import add_explore_parser
+    from .export_cmd import add_export_parser
     from .inspect_cmd import add_inspect_parsers
     from .interpolate_cmd import add_interpolate_parser
-    from .augment_cmd import add_augment_parser
     from .list_cmd import add_list_parser
     from .report_cmd import add_report_parsers
     from .segment_cmd import add_segment_parser
-    from .export_cmd import add_export_parser
-    from .explore_cmd import add_explore_parser
     from .train_cmd import add_train_parser
 
     parser = Parser(prog="aekit", description="Train, compare, inspect and use autoencoders.")
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    # train and look
     add_list_parser(sub)
     add_train_parser(sub)
-    add_compress_parsers(sub)
-    add_denoise_parser(sub)
-    add_inspect_parsers(sub)
+    add_inspect_parsers(sub)  # evaluate, encode, reconstruct, sample
     add_interpolate_parser(sub)
-    add_augment_parser(sub)
+    add_report_parsers(sub)  # report, compare
     add_demo_parser(sub)
+    # use
+    add_compress_parsers(sub)  # compress, decompress
+    add_denoise_parser(sub)
     add_detect_parser(sub)
-    add_report_parsers(sub)
+    add_augment_parser(sub)
     add_disentangle_parser(sub)
     add_segment_parser(sub)
+    # elsewhere
     add_export_parser(sub)
     add_explore_parser(sub)
     return parser
