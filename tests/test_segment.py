@@ -331,6 +331,19 @@ def test_training_improves_dice_and_resume_matches(tmp_path):
         assert torch.allclose(va.float(), vc.float(), atol=1e-6), k
 
 
+def test_resume_skips_a_corrupted_newest_checkpoint(tmp_path):
+    small = cells_set(4, size=24, seed=1)
+    cfg = SegmentConfig(epochs=2, batch_size=2, crop=24, keep_checkpoints=3)
+    torch.manual_seed(0)
+    SegmentTrainer(SegmentationUNet(depth=1, width=3), cfg, out_dir=tmp_path / "r").fit(small)
+    newest = tmp_path / "r" / "checkpoints" / "epoch-00002" / "state.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the optimizer state: its checksum no longer matches
+    newest.write_bytes(bytes(data))
+    trainer = SegmentTrainer(SegmentationUNet(depth=1, width=3), cfg, out_dir=tmp_path / "r")
+    assert trainer.load_checkpoint().name == "epoch-00001" and trainer.epoch == 1
+
+
 # ---------------------------------------------------------------------- commands
 def test_cli_end_to_end(tmp_path, no_fsync):
     data = tmp_path / "data"

@@ -15,11 +15,86 @@ import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError
+
+
+def write_checkpoint(root: Path, epoch: int, *, write_model: Callable[[Path], None], state: dict, meta: dict,
+                     keep: int) -> Path:
+    """One checkpoint folder root/epoch-NNNNN, complete or absent; last.json switched to it; `keep` newest kept.
+
+    write_model(folder) writes the weights; state (tensors and plain values, nested) goes to
+    state.safetensors, meta (JSON) to state.json with the checksums of both.
+    """
+    name = f"epoch-{epoch:05d}"
+    tmp = root / f".{name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write_model(tmp)
+    skeleton, tensors = ckpt.flatten_state(state)
+    data = ckpt.tensors_to_bytes(tensors)
+    ckpt.atomic_write_bytes(tmp / "state.safetensors", data)
+    meta = {"format_version": 1, "state": skeleton, "state_sha256": ckpt.sha256(data), "epoch": epoch, **meta}
+    meta["meta_sha256"] = ckpt.sha256(json.dumps(meta, sort_keys=True).encode())  # state.json checks itself
+    ckpt.atomic_write_json(tmp / "state.json", meta)
+    final = root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    ckpt.atomic_write_json(root / "last.json", {"dir": name, "epoch": epoch})
+    for old in sorted(p for p in root.glob("epoch-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(meta, state) of one checkpoint folder, both checksums verified (CheckpointError otherwise)."""
+    meta = ckpt.read_json(path / "state.json")
+    recorded = meta.pop("meta_sha256", None)  # absent in checkpoints written before it existed
+    if recorded is not None and ckpt.sha256(json.dumps(meta, sort_keys=True).encode()) != recorded:
+        raise CheckpointError(f"{str(path / 'state.json')!r} is corrupted: its contents do not match its checksum.")
+    tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
+    return meta, ckpt.unflatten_state(meta["state"], tensors)
+
+
+def last_checkpoint(root: Path) -> Path | None:
+    """The folder last.json points to, or None."""
+    pointer = root / "last.json"
+    if not pointer.is_file():
+        return None
+    try:
+        return root / json.loads(pointer.read_text())["dir"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def restore_newest(out_dir: Path | None, restore: Callable[[Path], None]) -> Path:
+    """restore(folder) on the newest readable checkpoint of out_dir; a corrupted one falls back to the previous."""
+    if out_dir is None:
+        raise ConfigError("resume needs an output directory (out_dir).")
+    root = Path(out_dir) / "checkpoints"
+    last = last_checkpoint(root)
+    candidates = [last] if last is not None else []
+    candidates += [p for p in sorted(root.glob("epoch-*"), reverse=True) if p not in candidates]
+    if not candidates:
+        raise CheckpointError(f"nothing to resume in {str(out_dir)!r}: no checkpoints/ folder with a checkpoint.")
+    errors = []
+    for path in candidates:
+        try:
+            restore(path)
+            if errors:
+                print(f"aekit: skipped unreadable checkpoint(s): {'; '.join(errors)}; resumed from {path}", file=sys.stderr)
+            return path
+        except CheckpointError as exc:
+            errors.append(str(exc))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:  # hostile state.json
+            errors.append(f"{str(path)!r} holds an unreadable training state ({type(exc).__name__}: {exc})")
+    raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
 
 
 class CheckpointMixin:
@@ -31,85 +106,32 @@ class CheckpointMixin:
         return self.out_dir / "checkpoints"
 
     def last_checkpoint_dir(self) -> Path | None:
-        if self.out_dir is None:
-            return None
-        pointer = self.checkpoint_root / "last.json"
-        if not pointer.is_file():
-            return None
-        try:
-            return self.checkpoint_root / json.loads(pointer.read_text())["dir"]
-        except (ValueError, KeyError, TypeError):
-            return None
+        return None if self.out_dir is None else last_checkpoint(self.checkpoint_root)
 
     def save_checkpoint(self, *, best: bool = False) -> Path:
         """Write model + optimizer + scheduler + RNG + counters into a new folder, then switch last.json to it."""
-        root = self.checkpoint_root
-        name = f"epoch-{self.epoch:05d}"
-        tmp = root / f".{name}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        ckpt.save(self.model, tmp)
-        skeleton, tensors = ckpt.flatten_state({
+        final = write_checkpoint(self.checkpoint_root, self.epoch, write_model=lambda folder: ckpt.save(self.model, folder),
+                                 state={
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "rng_shuffle": self.shuffle_gen.get_state(),
             "rng_binarize": self.binarize_gen.get_state(),
-        })
-        data = ckpt.tensors_to_bytes(tensors)
-        ckpt.atomic_write_bytes(tmp / "state.safetensors", data)
-        meta = {"format_version": 1, "state": skeleton, "state_sha256": ckpt.sha256(data), "epoch": self.epoch,
-                "step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
-                "train": asdict(self.cfg)}
-        meta["meta_sha256"] = ckpt.sha256(json.dumps(meta, sort_keys=True).encode())  # state.json checks itself
-        ckpt.atomic_write_json(tmp / "state.json", meta)
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        ckpt.atomic_write_json(root / "last.json", {"dir": name, "epoch": self.epoch})
+        }, meta={"step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                 "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
+                 "train": asdict(self.cfg)}, keep=self.cfg.keep_checkpoints)
         if best:
             ckpt.save(self.model, self.out_dir)
-        kept = sorted(p for p in root.glob("epoch-*") if p.is_dir())
-        for old in kept[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
         return final
 
     def load_checkpoint(self) -> Path:
         """Restore the newest readable checkpoint; a corrupted newest one falls back to the previous."""
-        if self.out_dir is None:
-            raise ConfigError("resume needs an output directory (out_dir).")
-        candidates = []
-        last = self.last_checkpoint_dir()
-        if last is not None:
-            candidates.append(last)
-        candidates += [p for p in sorted(self.checkpoint_root.glob("epoch-*"), reverse=True) if p not in candidates]
-        if not candidates:
-            raise CheckpointError(f"nothing to resume in {str(self.out_dir)!r}: no checkpoints/ folder with a checkpoint.")
-        errors = []
-        for path in candidates:
-            try:
-                self._restore(path)
-                if errors:
-                    print(f"aekit: skipped unreadable checkpoint(s): {'; '.join(errors)}; resumed from {path}", file=sys.stderr)
-                return path
-            except CheckpointError as exc:
-                errors.append(str(exc))
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:  # hostile state.json
-                errors.append(f"{str(path)!r} holds an unreadable training state ({type(exc).__name__}: {exc})")
-        raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
+        return restore_newest(self.out_dir, self._restore)
 
     def _restore(self, path: Path) -> None:
-        meta = ckpt.read_json(path / "state.json")
-        recorded = meta.pop("meta_sha256", None)  # absent in checkpoints written before it existed
-        if recorded is not None and ckpt.sha256(json.dumps(meta, sort_keys=True).encode()) != recorded:
-            raise CheckpointError(f"{str(path / 'state.json')!r} is corrupted: its contents do not match its checksum.")
-        tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
+        meta, state = read_checkpoint(path)
         weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
-        state = ckpt.unflatten_state(meta["state"], tensors)
         ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
         try:
             self.optimizer.load_state_dict(state["optimizer"])

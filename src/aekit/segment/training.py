@@ -18,8 +18,6 @@ switched to it afterwards) and history.json, so `resume=True` continues where a 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, ConfigError, TrainingError, check_choice
 from ..train import resolve_device
+from ..train_checkpoints import read_checkpoint, restore_newest, write_checkpoint
 from .augment import Augment, random_crops
 from .losses import segmentation_loss
 from .metrics import confusion_matrix, scores_from_confusion
@@ -220,44 +219,24 @@ class SegmentTrainer:
         return self.out_dir / "checkpoints"
 
     def save_checkpoint(self, *, best: bool) -> Path:
-        root = self.checkpoint_root
-        name = f"epoch-{self.epoch:05d}"
-        tmp = root / f".{name}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        save_segmenter(self.model, tmp)
-        skeleton, tensors = ckpt.flatten_state({"optimizer": self.optimizer.state_dict(),
-                                                "rng": self.gen.get_state()})
-        data = ckpt.tensors_to_bytes(tensors)
-        ckpt.atomic_write_bytes(tmp / "state.safetensors", data)
-        ckpt.atomic_write_json(tmp / "state.json", {
-            "format_version": 1, "state": skeleton, "state_sha256": ckpt.sha256(data), "epoch": self.epoch,
-            "step": self.step, "best_dice": self.best_dice, "best_epoch": self.best_epoch, "elapsed": self.elapsed,
-            "history": self.history, "train": asdict(self.cfg)})
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        ckpt.atomic_write_json(root / "last.json", {"dir": name, "epoch": self.epoch})
+        final = write_checkpoint(self.checkpoint_root, self.epoch,
+                                 write_model=lambda folder: save_segmenter(self.model, folder),
+                                 state={"optimizer": self.optimizer.state_dict(), "rng": self.gen.get_state()},
+                                 meta={"step": self.step, "best_dice": self.best_dice, "best_epoch": self.best_epoch,
+                                       "elapsed": self.elapsed, "history": self.history, "train": asdict(self.cfg)},
+                                 keep=self.cfg.keep_checkpoints)
         if best:
             save_segmenter(self.model, self.out_dir)
         ckpt.atomic_write_json(self.out_dir / "history.json", {"history": self.history, "best_epoch": self.best_epoch,
                                                                 "best_dice": self.best_dice})
-        for old in sorted(p for p in root.glob("epoch-*") if p.is_dir())[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
         return final
 
     def load_checkpoint(self) -> Path:
-        if self.out_dir is None:
-            raise ConfigError("resume needs an output directory (out_dir).")
-        pointer = self.checkpoint_root / "last.json"
-        if not pointer.is_file():
-            raise CheckpointError(f"nothing to resume in {str(self.out_dir)!r}: no checkpoints/last.json.")
-        path = self.checkpoint_root / ckpt.read_json(pointer).get("dir", "")
-        meta = ckpt.read_json(path / "state.json")
-        tensors = ckpt.read_tensors(path / "state.safetensors", expected_sha256=meta.get("state_sha256"))
-        state = ckpt.unflatten_state(meta["state"], tensors)
+        """Restore the newest readable checkpoint; a corrupted newest one falls back to the previous."""
+        return restore_newest(self.out_dir, self._restore)
+
+    def _restore(self, path: Path) -> None:
+        meta, state = read_checkpoint(path)
         saved = load_segmenter(path)
         ckpt.load_state_into(self.model, saved.state_dict(), source=path / ckpt.WEIGHTS_NAME)
         try:
@@ -268,7 +247,6 @@ class SegmentTrainer:
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.best_dice, self.best_epoch = meta.get("best_dice"), meta.get("best_epoch")
         self.elapsed, self.history = float(meta.get("elapsed", 0.0)), list(meta.get("history", []))
-        return path
 
 
 def fit_segmenter(model: SegmentationUNet, train: SegmentationSet, val: SegmentationSet | None = None, *,
