@@ -7,18 +7,16 @@ skips cleanly without them. Never downloads a browser.
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # skip the module (and its costly fixtures) without playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from browser_helpers import browser_fixture, needs_browser  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM}")
+pytestmark = needs_browser
+browser = browser_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +38,6 @@ def url(tmp_path_factory):
     server.shutdown()
     server.server_close()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def decodes(page) -> int:

@@ -6,18 +6,16 @@ skips cleanly without them. Never downloads a browser.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # skip the module (and its costly fixtures) without playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from browser_helpers import browser_fixture, needs_browser  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM}")
+pytestmark = needs_browser
+browser = browser_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +35,6 @@ def pages(tmp_path_factory):
     compare, _ = write_comparison([run], out=root / "compare.html")
     return {"report": report, "compare": compare}
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.parametrize("which", ["report", "compare"])
