@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +50,23 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=420)
+    def launch():
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", *args]
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=420)
+
+    proc = launch()
+    if proc.returncode != 0 and "(SIGABRT)" in proc.stderr:
+        # a rank killed by a native abort (exit -6), not a Python error (exit 1): seen once in CI
+        # with "terminate called without an active exception"; not reproduced in 60 local launches
+        # with and without load. Shown as a warning, then tried once more.
+        warnings.warn(f"torchrun launch aborted natively; retrying once:\n{failure(proc)}")
+        shutil.rmtree(cwd / "ddp", ignore_errors=True)
+        proc = launch()
+    return proc
+
+
+def failure(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-2000:]}\n--- stderr\n{proc.stderr[-4000:]}"
 
 
 def launch_ranks(args: list[str], cwd: Path, world: int = 2) -> list[subprocess.CompletedProcess]:
@@ -99,7 +116,7 @@ def test_two_ranks_match_single_process_resume_and_agree_on_failures(tables):
 
     # launch 1: the user's command, 2 epochs
     proc = torchrun(["-m", "aekit", "train", "ae", "--data", "x.npy", "--out", "ddp", "--epochs", "2", *COMMON], tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     summaries = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1, proc.stdout  # rank 0 reports, rank 1 stays quiet
     assert json.loads(summaries[0])["epochs"] == 2
@@ -113,7 +130,7 @@ def test_two_ranks_match_single_process_resume_and_agree_on_failures(tables):
         ["train", "ae", "--data", "x.npy", "--out", "ddp_bs", "--epochs", "1", *COMMON, "--batch-size", "15"],
     ]
     for proc in launch_ranks([str(HERE / "distributed_worker.py"), str(tmp / "result"), json.dumps(commands)], tmp):
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.returncode == 0, failure(proc)
     ranks = [json.loads((tmp / f"result.{r}").read_text()) for r in (0, 1)]
 
     resumed, nan, indivisible = zip(*ranks)

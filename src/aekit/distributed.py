@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,11 +129,19 @@ def distributed_session(device: str = "auto", environ=None):
     if owned:
         dist.init_process_group(backend=backend, init_method="env://", rank=ctx.rank, world_size=ctx.world_size,
                                 timeout=datetime.timedelta(minutes=TIMEOUT_MINUTES))
+    finished = False
     try:
         yield ctx
+        finished = True
     finally:
         if owned and dist.is_initialized():
+            if finished:
+                # every rank is done (rank 0 has written its outputs) before any rank tears its
+                # connections down: no rank closes a socket a peer still reads from
+                with contextlib.suppress(RuntimeError):  # a peer that failed reports its own error
+                    dist.barrier()
             dist.destroy_process_group()
+            gc.collect()  # free the group's native threads now, not during interpreter shutdown
 
 
 def rank_device(device: str, ctx: DistContext) -> str:
