@@ -35,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--channels", default="16,32,32,64", help="conv channels per level")
+    p.add_argument("--conv-hidden", default="", help="fully connected widths between conv features and code, e.g. 256,256")
     p.add_argument("--latent-dim", type=int, default=10)
     p.add_argument("--betas", default="1,4,8", help="beta-VAE settings")
     p.add_argument("--gamma", type=float, default=100.0, help="annealed VAE: weight of |KL - C|")
@@ -89,6 +90,7 @@ def main(argv=None) -> int:
     ds = load_data(args.source, max_samples=args.train_samples, val_fraction=0.02, seed=args.seed)
     resolution = dsprites.SOURCES[args.source]
     channels = [int(c) for c in args.channels.split(",")]
+    conv_hidden = [int(c) for c in args.conv_hidden.split(",") if c.strip()]
     steps_per_epoch = -(-ds.train.shape[0] // args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     settings = [(f"beta-VAE b={b:g}", "beta_vae", {"kl_prior": {"beta": float(b)}}) for b in
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
                          {"kl_prior": {"beta": args.gamma, "capacity": args.capacity,
                                        "capacity_steps": int(0.8 * total_steps)}}))
     print(f"# {args.source}: {ds.train.shape[0]} training images, {args.epochs} epochs x {steps_per_epoch} steps "
-          f"(batch {args.batch_size}), conv {channels}, latent {args.latent_dim}, {args.threads} thread(s)", flush=True)
+          f"(batch {args.batch_size}), conv {channels}, fc {conv_hidden}, latent {args.latent_dim}, {args.threads} thread(s)", flush=True)
 
     # held-out images for the reconstruction error
     x_eval = dsprites.render(dsprites.random_indices(2000, seed=args.seed + 1), resolution=resolution)
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
         settings = [settings[args.setting]]
     for name, variant, regs in settings:
         model = aekit.build(variant, input_shape=ds.shape, backbone="conv", channels=channels,
-                            latent_dim=args.latent_dim, regularizers=regs, seed=args.seed)
+                            conv_hidden=conv_hidden, latent_dim=args.latent_dim, regularizers=regs, seed=args.seed)
         out_dir = Path(args.out) / variant_dir(name) if args.out else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
@@ -160,6 +162,7 @@ def main(argv=None) -> int:
             "parallel_processes": len(rows) if args.parallel else 1, "total_wall_minutes": round(total_wall / 60, 2),
             "setup": {"source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
                       "steps": total_steps, "batch_size": args.batch_size, "lr": args.lr, "channels": channels,
+                      "conv_hidden": conv_hidden,
                       "latent_dim": args.latent_dim, "eval_samples": args.eval_samples, "votes": args.votes,
                       "seed": args.seed},
             "runs": raw,

@@ -33,6 +33,7 @@ DEFAULTS = {
     "backbone": "mlp",
     "hidden": [256],
     "channels": None,  # per backbone: conv [32, 64], unet [16, 32]
+    "conv_hidden": [],  # conv: fully connected widths between the conv features and the code, e.g. [256, 256]
     "activation": "relu",
     "skips": True,
     "bottleneck": "deterministic",
@@ -113,6 +114,13 @@ def _check(cfg: dict) -> dict:
             "Allowed for vectors: 'mlp'."
         )
     cfg["hidden"] = [int(h) for h in cfg["hidden"]] if cfg["hidden"] is not None else []
+    fc = cfg.get("conv_hidden") or []
+    if isinstance(fc, (str, bytes)) or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in fc):
+        raise ConfigError(f"conv_hidden must be a list of positive integers (fully connected widths); got {fc!r}.")
+    if fc and cfg["backbone"] != "conv":
+        raise ConfigError(f"conv_hidden applies to backbone='conv' only (allowed: 'conv'); got backbone={cfg['backbone']!r}. "
+                          "Use hidden for the mlp backbone.")
+    cfg["conv_hidden"] = [int(n) for n in fc]
     if cfg["channels"] is None or cfg["backbone"] == "mlp":
         cfg["channels"] = list(DEFAULT_CHANNELS[cfg["backbone"]]) if cfg["channels"] is None else list(cfg["channels"])
     cfg["corruption"] = parse_corruption(cfg["corruption"])
@@ -147,6 +155,7 @@ def assemble(cfg: dict) -> Autoencoder:
     encoder, decoder = make_backbone(
         cfg["backbone"], input_shape=shape, latent_dim=cfg["latent_dim"] + k, hidden=cfg["hidden"],
         channels=cfg["channels"], activation=cfg["activation"], skips=cfg["skips"],
+        conv_hidden=cfg.get("conv_hidden") or [],
     )
     bottleneck = make_bottleneck(cfg["bottleneck"], in_features=encoder.out_features + k,
                                  latent_dim=cfg["latent_dim"], activation=cfg["code_activation"],
@@ -170,7 +179,7 @@ def assemble(cfg: dict) -> Autoencoder:
 
 
 def build(variant: str | None = None, *, input_shape, latent_dim: int | None = None, backbone: str | None = None,
-          hidden=None, channels=None, activation: str | None = None, skips: bool | None = None,
+          hidden=None, channels=None, conv_hidden=None, activation: str | None = None, skips: bool | None = None,
           bottleneck: str | None = None, code_activation: str | None = None, corruption=None,
           regularizers: dict | None = None, likelihood: str | None = None, sigma: float | None = None,
           learn_sigma: bool | None = None, beta: float | None = None, quantization_noise: int | None = None,
@@ -180,6 +189,7 @@ def build(variant: str | None = None, *, input_shape, latent_dim: int | None = N
     seed, when given, makes the initial weights reproducible without touching the global RNG.
     """
     given = {k: v for k, v in dict(latent_dim=latent_dim, backbone=backbone, hidden=hidden, channels=channels,
+                                   conv_hidden=conv_hidden,
                                    activation=activation, skips=skips, bottleneck=bottleneck,
                                    code_activation=code_activation, corruption=corruption,
                                    regularizers=regularizers, likelihood=likelihood, sigma=sigma,

@@ -16,15 +16,15 @@ BACKBONES = ("mlp", "conv", "unet")
 
 
 def make_backbone(name: str, *, input_shape: tuple[int, ...], latent_dim: int, hidden=(), channels=(),
-                  activation: str = "relu", skips: bool = True):
+                  activation: str = "relu", skips: bool = True, conv_hidden=()):
     check_choice("backbone", name, BACKBONES)
     if name == "mlp":
         enc = MLPEncoder(input_shape=input_shape, hidden=hidden, activation=activation)
         dec = MLPDecoder(input_shape=input_shape, latent_dim=latent_dim, hidden=hidden, activation=activation)
     elif name == "conv":
-        enc = ConvEncoder(input_shape=input_shape, channels=channels, activation=activation)
+        enc = ConvEncoder(input_shape=input_shape, channels=channels, activation=activation, fc=conv_hidden)
         dec = ConvDecoder(input_shape=input_shape, latent_dim=latent_dim, channels=channels,
-                          activation=activation, sizes=enc.sizes)
+                          activation=activation, sizes=enc.sizes, fc=conv_hidden)
     else:
         enc = UNetEncoder(input_shape=input_shape, channels=channels, activation=activation)
         dec = UNetDecoder(input_shape=input_shape, latent_dim=latent_dim, channels=channels,

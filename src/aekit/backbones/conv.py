@@ -1,6 +1,8 @@
 """Convolutional encoder/decoder for images C x H x W of any size.
 
 Encoder: per level a 3x3 Conv2d with stride 2 and padding 1 (H -> ceil(H / 2)), then flatten.
+Optional fully connected layers (`fc`, e.g. (256, 256), the beta-VAE papers' architecture) sit
+between the flattened features and the code, mirrored in the decoder.
 Decoder: a linear map to the deepest feature map, then per level a 3x3 ConvTranspose2d with
 stride 2 whose output_padding is chosen per level so that every odd or even size is restored
 exactly (28 -> 14 -> 7 -> 4 and back 4 -> 7 -> 14 -> 28; 8 x 8, 28 x 20, 64 x 64 alike).
@@ -43,6 +45,21 @@ def spatial_sizes(h: int, w: int, levels: int) -> list[tuple[int, int]]:
     return sizes  # [(H, W), (H1, W1), ..., (HL, WL)]
 
 
+def check_fc(fc) -> tuple[int, ...]:
+    sizes = tuple(fc or ())
+    if any((not isinstance(n, int)) or isinstance(n, bool) or n <= 0 for n in sizes):
+        raise ConfigError(f"conv_hidden must be a list of positive integers (fully connected widths); got {list(sizes)!r}.")
+    return sizes
+
+
+def dense_stack(sizes: list[int], activation: str) -> list[nn.Module]:
+    """Linear + activation per consecutive pair of sizes."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), make_activation(activation)]
+    return layers
+
+
 def up_layer(c_in: int, c_out: int, src: tuple[int, int], dst: tuple[int, int]) -> nn.ConvTranspose2d:
     # ConvTranspose2d(k=3, s=2, p=1): out = 2 * in - 1 + output_padding; pick output_padding in {0, 1}
     pad = (dst[0] - (2 * src[0] - 1), dst[1] - (2 * src[1] - 1))
@@ -50,10 +67,11 @@ def up_layer(c_in: int, c_out: int, src: tuple[int, int], dst: tuple[int, int]) 
 
 
 class ConvEncoder(nn.Module):
-    def __init__(self, *, input_shape, channels=(32, 64), activation: str = "relu") -> None:
+    def __init__(self, *, input_shape, channels=(32, 64), activation: str = "relu", fc=()) -> None:
         super().__init__()
         c, h, w = check_image_shape(input_shape, "conv")
         chans = check_channels(channels)
+        fc = check_fc(fc)
         self.input_shape = (c, h, w)
         self.sizes = spatial_sizes(h, w, len(chans))
         layers: list[nn.Module] = []
@@ -62,22 +80,26 @@ class ConvEncoder(nn.Module):
             c = c_out
         self.net = nn.Sequential(*layers)
         hl, wl = self.sizes[-1]
-        self.out_features = c * hl * wl
+        self.fc = nn.Sequential(*dense_stack([c * hl * wl, *fc], activation))
+        self.out_features = fc[-1] if fc else c * hl * wl
 
     def forward(self, x: torch.Tensor):
-        return self.net(x).flatten(1), []  # (B, C, H, W) -> (B, C_L * H_L * W_L)
+        return self.fc(self.net(x).flatten(1)), []  # (B, C, H, W) -> (B, C_L * H_L * W_L) -> (B, fc[-1])
 
 
 class ConvDecoder(nn.Module):
-    def __init__(self, *, input_shape, latent_dim: int, channels=(32, 64), activation: str = "relu", sizes=None) -> None:
+    def __init__(self, *, input_shape, latent_dim: int, channels=(32, 64), activation: str = "relu", sizes=None,
+                 fc=()) -> None:
         super().__init__()
         c, h, w = check_image_shape(input_shape, "conv")
         chans = check_channels(channels)
+        fc = check_fc(fc)
         self.input_shape = (c, h, w)
         sizes = sizes or spatial_sizes(h, w, len(chans))
         self.deep_shape = (chans[-1], *sizes[-1])
+        # (B, latent) -> fc reversed -> (B, C_L * H_L * W_L)
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, chans[-1] * sizes[-1][0] * sizes[-1][1]), make_activation(activation)
+            *dense_stack([latent_dim, *reversed(fc), chans[-1] * sizes[-1][0] * sizes[-1][1]], activation)
         )
         layers: list[nn.Module] = []
         outs = list(reversed(chans[:-1])) + [c]  # channels after each up-step, ending at the image's

@@ -47,7 +47,7 @@ def run_train_stacked(args) -> int:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the config, weights and history.")
     if not args.layers:
         raise ConfigError("variant 'stacked' needs --layers: the widths from the input up, e.g. --layers 500,250,30.")
-    for name in ("hidden", "latent_dim", "backbone", "channels", "beta", "learn_sigma"):
+    for name in ("hidden", "latent_dim", "backbone", "channels", "conv_hidden", "beta", "learn_sigma"):
         if getattr(args, name, None):
             raise ConfigError(f"--{name.replace('_', '-')} does not apply to 'stacked'; the widths come from --layers.")
     out = Path(args.out)

@@ -39,6 +39,8 @@ def add_train_parser(sub) -> None:
     g.add_argument("--backbone", choices=["mlp", "conv", "unet"], default=None, help="encoder/decoder family (default: the variant's)")
     g.add_argument("--hidden", type=int_list, default=None, help="mlp hidden widths, e.g. 512,256 (default: the variant's)")
     g.add_argument("--channels", type=int_list, default=None, help="conv/unet channels per level, e.g. 32,64")
+    g.add_argument("--conv-hidden", type=int_list, default=None,
+                   help="conv: fully connected widths between the conv features and the code, e.g. 256,256 (default: none)")
     g.add_argument("--activation", default=None, help="hidden activation: relu, tanh, elu, gelu, ... (default: the variant's)")
     g.add_argument("--code-activation", default=None, help="deterministic code activation: none, sigmoid, relu, tanh")
     g.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="decoder likelihood (default: the variant's)")
@@ -114,7 +116,7 @@ def apply_config_file(args: argparse.Namespace, actions: dict) -> None:
         if current is not None and current is not False:
             continue  # given on the command line: the command line wins
         action = actions[dest]
-        if isinstance(value, list) and dest in ("hidden", "channels", "image_size", "layers"):
+        if isinstance(value, list) and dest in ("hidden", "channels", "conv_hidden", "image_size", "layers"):
             value = ",".join(str(v) for v in value)
         if action.type is not None and not isinstance(value, bool):
             try:
@@ -140,7 +142,8 @@ def model_overrides(args) -> dict:
             raise ConfigError("--gamma and --beta both set the kl_prior weight; give one of them.")
         regs["kl_prior"] = capacity
     out = dict(latent_dim=args.latent_dim, backbone=args.backbone, hidden=args.hidden, channels=args.channels,
-               activation=args.activation, code_activation=args.code_activation, likelihood=args.likelihood,
+               conv_hidden=getattr(args, "conv_hidden", None), activation=args.activation,
+               code_activation=args.code_activation, likelihood=args.likelihood,
                learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None,
                quantization_noise=getattr(args, "quantization_noise", None),
                num_classes=getattr(args, "num_classes", None))
