@@ -83,3 +83,11 @@ def test_command_line_option(tmp_path):
     code, _, err = cli("train", "ae", "--data", "digits", "--max-samples", "200", "--conv-hidden", "16",
                        "--epochs", "1", "--out", tmp_path / "bad", "--quiet")
     assert code == 1 and "conv_hidden applies to backbone='conv' only" in err
+
+
+def test_the_annealed_recipe_has_the_papers_fc_layers_only_on_conv():
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 32, 32))["conv_hidden"] == [256, 256]
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), backbone="mlp")["conv_hidden"] == []
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), conv_hidden=[8])["conv_hidden"] == [8]
+    with pytest.raises(ConfigError, match="conv_hidden applies to backbone='conv' only"):
+        aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), backbone="unet", conv_hidden=[8])

@@ -74,6 +74,8 @@ def resolve_config(variant: str | None = None, *, input_shape, **overrides) -> d
             check_choice("build() keyword", key, list(DEFAULTS) + ["beta", "regularizers", "seed"])
         if value is not None:
             cfg[key] = value
+    if cfg["backbone"] != "conv" and overrides.get("conv_hidden") is None:
+        cfg["conv_hidden"] = []  # a conv recipe's fully connected layers go with its conv backbone
     if regs is not None:
         if not isinstance(regs, dict):
             raise ConfigError(f"regularizers must be a dict name -> parameters; got {regs!r}.")

@@ -106,7 +106,7 @@ def cvae() -> dict:
 def annealed_vae() -> dict:
     """Capacity-annealed beta-VAE: gamma * |KL - C| with the KL target C raised linearly to C_max; conv backbone.
     Burgess et al. 2018, Understanding disentangling in beta-VAE."""
-    return {**beta_vae(), "backbone": "conv", "channels": [32, 32, 64, 64],
+    return {**beta_vae(), "backbone": "conv", "channels": [32, 32, 64, 64], "conv_hidden": [256, 256],
             "regularizers": {"kl_prior": {"beta": 1000.0, "capacity": 25.0, "capacity_steps": 100000}}}
 
 
