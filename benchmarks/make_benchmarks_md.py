@@ -37,6 +37,8 @@ def main() -> int:
                 f"threads {machine.get('threads', data.get('threads', '?'))}", ""]
         if "met" in data:
             out += [f"Target met: **{'yes' if data['met'] else 'no'}** (target {data.get('target')})", ""]
+        if data.get("note"):
+            out += [data["note"], ""]
         out += [data.get("table", "(no table in the results file)"), ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote BENCHMARKS.md ({len(names)} sections)")
