@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     steps_per_epoch = -(-ds.train.shape[0] // args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     kinds = [(f"beta-VAE b={b:g}", "beta_vae", {"kl_prior": {"beta": float(b)}}) for b in
-             (float(s) for s in args.betas.split(","))]
+             (float(s) for s in args.betas.split(",") if s.strip())]
     if not args.no_annealed:
         kinds.append((f"annealed g={args.gamma:g} C={args.capacity:g}", "annealed_vae",
                       {"kl_prior": {"beta": args.gamma, "capacity": args.capacity,

@@ -119,6 +119,20 @@ def test_sampler_mode_matches_the_protocol():
     assert mixed < 0.7
 
 
+def test_a_constant_code_scores_zero_or_chance_without_errors(codes):
+    """Full posterior collapse (the same code for every input) carries nothing: MIG and DCI are 0,
+    the classifier scores fall to chance (the majority factor's share), and nothing raises."""
+    f = codes["factors"]
+    z = np.tile([[2.0, -1.0, 0.5]], (N, 1))                        # (N, 3) input-independent
+    assert mig(z, f) == 0.0
+    out = dci(z, f, n_estimators=5)
+    assert out["dci"] == 0.0 and out["completeness"] == 0.0 and out["informativeness"] < 0.4
+    assert factorvae_score(z, f, n_train=200, n_eval=200) < 0.4     # chance is 1/4
+    assert betavae_score(z, f, n_train=200, n_eval=200) < 0.4
+    with pytest.raises(ConfigError, match="every factor is constant"):
+        dci(codes["identity"], np.zeros_like(f), n_estimators=3)
+
+
 def test_metrics_are_deterministic_and_check_inputs(codes):
     f, z = codes["factors"], codes["rotated"]
     assert factorvae_score(z, f, n_train=50, n_eval=20, seed=3) == factorvae_score(z, f, n_train=50, n_eval=20, seed=3)

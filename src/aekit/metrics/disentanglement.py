@@ -243,7 +243,7 @@ def factorvae_score(codes=None, factors=None, *, encode_factors: EncodeFactors |
     """FactorVAE score (held-out accuracy of the majority-vote classifier), in [0, 1].
 
     Units whose global variance is below prune_fraction times the largest one are left out
-    (collapsed units). details=True returns a dict with the accuracies, the vote matrix
+    (collapsed units); a code that is constant altogether scores at chance. details=True returns a dict with the accuracies, the vote matrix
     (D, K) and the active units.
     """
     _check_counts(batch_size=batch_size, n_train=n_train, n_eval=n_eval, n_variance=n_variance)
@@ -251,8 +251,8 @@ def factorvae_score(codes=None, factors=None, *, encode_factors: EncodeFactors |
     rng = np.random.default_rng(seed)
     scale = src.sample_codes(n_variance, rng).std(axis=0)          # (D,) global sd
     active = scale ** 2 > prune_fraction * max(float((scale ** 2).max()), 1e-30)
-    if not active.any():
-        raise ConfigError("every code unit is constant; the FactorVAE score is undefined.")
+    if not active.any():  # a constant code (full posterior collapse): every vote goes to one unit, so the
+        active[0] = True  # classifier can only name the most frequent factor and scores at chance (~1/K)
     d, k_all = scale.size, src.num_factors
 
     def votes(n: int) -> np.ndarray:
@@ -300,17 +300,19 @@ def dci(codes, factors, *, train_fraction: float = 0.8, max_train: int = 5000, n
     tr, ev = perm[:min(cut, max_train)], perm[cut:]
     importance = np.zeros((d, f.shape[1]))                         # (D, K)
     accuracy = []
-    for k in range(f.shape[1]):
-        if np.unique(f[tr, k]).size < 2:
-            continue  # a constant factor: nothing to predict, no importance
+    varying = [k for k in range(f.shape[1]) if np.unique(f[tr, k]).size >= 2]  # a constant factor: nothing to predict
+    if not varying:
+        raise ConfigError("every factor is constant over these samples; DCI is undefined.")
+    for k in varying:
         rf = RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth, max_features=None,
                                     random_state=seed, n_jobs=1)  # every split sees every unit: no spread-out importance
         rf.fit(z[tr], f[tr, k])
         importance[:, k] = rf.feature_importances_
         accuracy.append(float(rf.score(z[ev], f[ev, k])))
-    used = importance.sum(axis=0) > 0                              # factors with a predictor
-    if not used.any():
-        raise ConfigError("every factor is constant over these samples; DCI is undefined.")
+    used = importance.sum(axis=0) > 0                              # factors some unit helps predict
+    if not used.any():  # no tree found a split: the code carries nothing about any factor (e.g. a constant code)
+        return {"disentanglement": 0.0, "completeness": 0.0, "informativeness": float(np.mean(accuracy)),
+                "dci": 0.0, "importance": importance.tolist()}
     r = importance[:, used]                                        # (D, K')
     k_used = r.shape[1]
     unit_total = r.sum(axis=1)                                     # (D,)
