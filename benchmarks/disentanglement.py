@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--conv-hidden", default="256,256",
                    help="fully connected widths between conv features and code ('' for none; default 256,256)")
     p.add_argument("--latent-dim", type=int, default=10)
+    p.add_argument("--activation", default="relu", help="hidden activation (relu, leaky_relu, elu, ...)")
+    p.add_argument("--grad-clip", type=float, default=None, help="max global gradient norm (default: none)")
     p.add_argument("--betas", default="1,4,8", help="beta-VAE settings")
     p.add_argument("--gamma", type=float, default=100.0, help="annealed VAE: weight of |KL - C|")
     p.add_argument("--capacity", type=float, default=20.0, help="annealed VAE: C_max in nats")
@@ -118,10 +120,12 @@ def main(argv=None) -> int:
         settings = [settings[args.setting]]
     for name, variant, regs, seed in settings:
         model = aekit.build(variant, input_shape=ds.shape, backbone="conv", channels=channels,
-                            conv_hidden=conv_hidden, latent_dim=args.latent_dim, regularizers=regs, seed=seed)
+                            conv_hidden=conv_hidden, latent_dim=args.latent_dim, regularizers=regs, seed=seed,
+                            activation=args.activation)
         out_dir = Path(args.out) / f"{variant_dir(name)}_s{seed}" if args.out else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False,
+                          grad_clip=args.grad_clip)
         run_info = {"variant": variant, "dataset": ds.to_dict(),   # recorded so `aekit disentangle RUN` works
                     "data": {"source": args.source, "max_samples": args.train_samples, "val_fraction": 0.02,
                              "seed": args.seed}}
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
             "parallel_processes": len(rows) if args.parallel else 1, "total_wall_minutes": round(total_wall / 60, 2),
             "setup": {"source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
                       "steps": total_steps, "batch_size": args.batch_size, "lr": args.lr, "channels": channels,
-                      "conv_hidden": conv_hidden,
+                      "conv_hidden": conv_hidden, "activation": args.activation, "grad_clip": args.grad_clip,
                       "latent_dim": args.latent_dim, "eval_samples": args.eval_samples, "votes": args.votes,
                       "seed": args.seed, "seeds": seeds},
             "runs": raw,
