@@ -18,6 +18,7 @@ import math
 import torch
 
 from .backbones import BACKBONES, make_backbone
+from .backbones.dense import check_widths
 from .bottlenecks import BOTTLENECKS, CODE_ACTIVATIONS, make_bottleneck
 from .corruption import Corruption, parse_corruption
 from .errors import ConfigError, check_choice
@@ -116,9 +117,7 @@ def _check(cfg: dict) -> dict:
             "Allowed for vectors: 'mlp'."
         )
     cfg["hidden"] = [int(h) for h in cfg["hidden"]] if cfg["hidden"] is not None else []
-    fc = cfg.get("conv_hidden") or []
-    if isinstance(fc, (str, bytes)) or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in fc):
-        raise ConfigError(f"conv_hidden must be a list of positive integers (fully connected widths); got {fc!r}.")
+    fc = check_widths(cfg.get("conv_hidden"), name="conv_hidden")
     if fc and cfg["backbone"] != "conv":
         raise ConfigError(f"conv_hidden applies to backbone='conv' only (allowed: 'conv'); got backbone={cfg['backbone']!r}. "
                           "Use hidden for the mlp backbone.")

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .activations import make_activation
+from .dense import check_widths, dense_stack
 
 
 def check_image_shape(input_shape, backbone: str) -> tuple[int, int, int]:
@@ -45,21 +46,6 @@ def spatial_sizes(h: int, w: int, levels: int) -> list[tuple[int, int]]:
     return sizes  # [(H, W), (H1, W1), ..., (HL, WL)]
 
 
-def check_fc(fc) -> tuple[int, ...]:
-    sizes = tuple(fc or ())
-    if any((not isinstance(n, int)) or isinstance(n, bool) or n <= 0 for n in sizes):
-        raise ConfigError(f"conv_hidden must be a list of positive integers (fully connected widths); got {list(sizes)!r}.")
-    return sizes
-
-
-def dense_stack(sizes: list[int], activation: str) -> list[nn.Module]:
-    """Linear + activation per consecutive pair of sizes."""
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), make_activation(activation)]
-    return layers
-
-
 def up_layer(c_in: int, c_out: int, src: tuple[int, int], dst: tuple[int, int]) -> nn.ConvTranspose2d:
     # ConvTranspose2d(k=3, s=2, p=1): out = 2 * in - 1 + output_padding; pick output_padding in {0, 1}
     pad = (dst[0] - (2 * src[0] - 1), dst[1] - (2 * src[1] - 1))
@@ -71,7 +57,7 @@ class ConvEncoder(nn.Module):
         super().__init__()
         c, h, w = check_image_shape(input_shape, "conv")
         chans = check_channels(channels)
-        fc = check_fc(fc)
+        fc = check_widths(fc, name="conv_hidden")
         self.input_shape = (c, h, w)
         self.sizes = spatial_sizes(h, w, len(chans))
         layers: list[nn.Module] = []
@@ -93,7 +79,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         c, h, w = check_image_shape(input_shape, "conv")
         chans = check_channels(channels)
-        fc = check_fc(fc)
+        fc = check_widths(fc, name="conv_hidden")
         self.input_shape = (c, h, w)
         sizes = sizes or spatial_sizes(h, w, len(chans))
         self.deep_shape = (chans[-1], *sizes[-1])

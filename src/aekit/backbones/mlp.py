@@ -14,29 +14,17 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .activations import make_activation
-
-
-def _check_widths(hidden) -> tuple[int, ...]:
-    widths = tuple(hidden)
-    if any((not isinstance(w, int)) or w <= 0 for w in widths):
-        raise ConfigError(f"hidden must be a list of positive integers; got {list(hidden)!r}.")
-    return widths
+from .dense import check_widths, dense_stack
 
 
 class MLPEncoder(nn.Module):
     def __init__(self, *, input_shape: tuple[int, ...], hidden=(), activation: str = "relu") -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
-        widths = _check_widths(hidden)
-        layers: list[nn.Module] = []
+        widths = check_widths(hidden, name="hidden")
         d = math.prod(self.input_shape)
-        for w in widths:
-            layers += [nn.Linear(d, w), make_activation(activation)]
-            d = w
-        self.net = nn.Sequential(*layers)
-        self.out_features = d
+        self.net = nn.Sequential(*dense_stack([d, *widths], activation))  # D -> hidden[0] -> ... -> hidden[-1]
+        self.out_features = widths[-1] if widths else d
 
     def forward(self, x: torch.Tensor):
         h = self.net(x.flatten(1))  # (B, *shape) -> (B, D) -> (B, F)
@@ -47,13 +35,9 @@ class MLPDecoder(nn.Module):
     def __init__(self, *, input_shape: tuple[int, ...], latent_dim: int, hidden=(), activation: str = "relu") -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
-        widths = _check_widths(hidden)
-        layers: list[nn.Module] = []
-        d = latent_dim
-        for w in reversed(widths):
-            layers += [nn.Linear(d, w), make_activation(activation)]
-            d = w
-        layers.append(nn.Linear(d, math.prod(self.input_shape)))
+        widths = check_widths(hidden, name="hidden")
+        layers = dense_stack([latent_dim, *reversed(widths)], activation)  # latent -> hidden[-1] -> ... -> hidden[0]
+        layers.append(nn.Linear(widths[0] if widths else latent_dim, math.prod(self.input_shape)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, skips=()) -> torch.Tensor:
