@@ -1,7 +1,8 @@
 """Save and load models and training states without pickle.
 
 A model directory holds `config.json` (format version, the resolved configuration, the
-caller's keyword arguments) and `model.safetensors`, whose header carries the SHA-256 of its
+caller's keyword arguments, and `config_sha256`, the SHA-256 of the rest; files written before
+it existed load without it) and `model.safetensors`, whose header carries the SHA-256 of its
 tensors. Every file is
 written to a temporary name in the same folder, flushed, fsynced and renamed, so a crash or a
 full disk leaves the previous file whole. Loading checks the checksum, refuses anything that is
@@ -133,9 +134,22 @@ def save(model, directory: str | os.PathLike) -> Path:
     # the weights carry their own checksum, so config.json and model.safetensors are each valid on
     # their own: a crash between the two renames leaves a loadable pair (same architecture)
     config = {"format_version": FORMAT_VERSION, "aekit_version": __version__, "config": model.config}
+    config["config_sha256"] = config_sha256(config)  # config.json checks itself, like the weights
     atomic_write_bytes(directory / WEIGHTS_NAME, tensors_to_bytes(model.state_dict()))
     atomic_write_json(directory / CONFIG_NAME, config)
     return directory
+
+
+def config_sha256(meta: dict) -> str:
+    """SHA-256 of config.json's contents (canonical JSON, every key but config_sha256 itself)."""
+    body = {k: v for k, v in meta.items() if k != "config_sha256"}
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def check_config_checksum(meta: dict, path) -> None:
+    """Verify config.json's checksum; files written before it existed (no config_sha256) are accepted."""
+    if "config_sha256" in meta and meta["config_sha256"] != config_sha256(meta):
+        raise CheckpointError(f"{str(path)!r} is corrupted: its contents do not match its checksum (config_sha256).")
 
 
 def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
@@ -149,6 +163,7 @@ def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has format_version {version!r}; this aekit reads {FORMAT_VERSION}.")
+    check_config_checksum(meta, directory / CONFIG_NAME)
     if not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{str(directory / CONFIG_NAME)!r} has no 'config' object.")
     state = read_tensors(directory / WEIGHTS_NAME)  # bounded by the file's size
@@ -158,6 +173,24 @@ def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
     model = _assemble(assemble, meta["config"], directory / CONFIG_NAME)
     load_state_into(model, state, source=directory / WEIGHTS_NAME)
     return model.to(map_location).eval()
+
+
+def build_from_config(config: dict, *, source):
+    """Build the model a recorded config (run.json's "model") describes, its size checked on the meta device first.
+
+    Every failure, a model larger than the memory budget included, is a CheckpointError naming source."""
+    from .build import assemble
+
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{str(source)!r} has no model configuration object.")
+    with torch.device("meta"):
+        _assemble(assemble, config, source)  # the size check of aekit.build runs here, on shapes only
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _assemble(assemble, config, source)
+    with torch.random.fork_rng(devices=[]):  # the initial weights build() drew from this seed
+        torch.manual_seed(seed)
+        return _assemble(assemble, config, source)
 
 
 def _assemble(assemble, config: dict, source):

@@ -19,12 +19,13 @@ How a step is split (so the result matches single-process training with the same
 - Batch statistics (the kl_sparsity penalty's mean activation) are computed per shard, as with
   any data-parallel training; per-sample losses (reconstruction, KL to the prior, contractive,
   L1) are unaffected.
-- Noise (corruptions, VAE samples) comes from each rank's own stream, reseeded at every epoch
-  from (seed, rank, epoch): independent across ranks, and resume stays exact.
+- Noise (corruptions, VAE samples) comes from each rank's own stream, reseeded at every step
+  from (seed, rank, step): independent across ranks, and resume (inside an epoch too) stays exact.
 - The loss checked for NaN/inf is the global batch's (an all-reduce), so all ranks stop together
   with the same TrainingError. Validation runs on every rank and rank 0's numbers are broadcast,
   so early stopping and --max-time decide the same everywhere.
-- Only rank 0 writes (run.json, history, checkpoints, the kept model, TensorBoard) and prints.
+- Only rank 0 writes (run.json, history, checkpoints, the kept model, TensorBoard) and prints;
+  it holds the run folder's lock (aekit.run_lock), and a refused lock stops every rank alike.
   --resume: every rank reads the same checkpoint from --out (a folder all nodes share); ranks
   that disagree on the epoch/step they resumed from stop with a CheckpointError.
 - batch_size must be divisible by the number of processes (a ConfigError says so).
@@ -44,7 +45,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import CheckpointError, ConfigError
+from .errors import AekitError, CheckpointError, ConfigError
+from .run_lock import RunLock
 from .train import TrainConfig, Trainer
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -214,12 +216,38 @@ class DistributedTrainer(Trainer):
             if shard is not None:
                 yield shard
 
-    # ------------------------------------------------------------------ hooks of Trainer._train_epoch
-    def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
-        # each rank's noise stream: independent across ranks, a function of the epoch (exact resume)
-        seed = np.random.SeedSequence([self.cfg.seed % 2**32, self.dist.rank, self.epoch]).generate_state(1)[0]
+    # ------------------------------------------------------------------ hooks of Trainer.fit / _train_epoch
+    def _before_step(self) -> None:
+        # each rank's noise stream: independent across ranks, a function of the global step, so a
+        # resume from any checkpoint (rank 0's, inside an epoch too) redraws the same noise everywhere
+        seed = np.random.SeedSequence([self.cfg.seed % 2**32, self.dist.rank, self.step]).generate_state(1)[0]
         torch.manual_seed(int(seed))
-        return super()._train_epoch(batches, steps_per_epoch)
+
+    def _is_main(self) -> bool:
+        return self.dist.is_main
+
+    def _resume_folder(self):
+        return self.shared_out_dir
+
+    @contextlib.contextmanager
+    def _run_lock(self):
+        """Rank 0 locks the run folder; every rank learns whether it could, so none waits on a failed peer."""
+        lock, error = None, None
+        if self.dist.is_main and self.out_dir is not None:
+            try:
+                lock = RunLock(self.out_dir).__enter__()
+            except (AekitError, OSError) as exc:
+                error = exc
+        if self._all_reduce([1.0 if error is not None else 0.0])[0]:
+            if error is not None:
+                raise error
+            raise CheckpointError(f"rank 0 could not lock the run folder {str(self.shared_out_dir)!r} "
+                                  "(another training writes there); see rank 0's error.")
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """The global batch's mean loss on every rank (NaN anywhere -> NaN everywhere)."""

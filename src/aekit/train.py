@@ -10,8 +10,12 @@ Reproducible and resumable: every random stream (weights' init via build's seed,
 generator, the binarization generator, torch's global RNG used by corruptions and
 reparameterisation) is seeded and saved in each checkpoint with the model, the optimizer and
 the scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
-are written atomically into a new folder per epoch; `checkpoints/last.json` is switched to it
-by an atomic rename, and the previous folder is kept as a fallback.
+are written atomically into a new folder per epoch (and every `checkpoint_every` steps or
+seconds inside one); `checkpoints/last.json` is switched to it by an atomic rename, and the
+previous folder is kept as a fallback. A checkpoint inside an epoch also holds the shuffling
+generator's state at the epoch's start and the epoch's running sums, so a run resumed from it
+redraws the same permutation, skips the batches already done and ends bit-identical.
+`out_dir` is locked for the duration of `fit` (aekit.run_lock): one writer per run folder.
 
 Validation uses the training objective with corruption off and, for Gaussian posteriors, one
 posterior sample with a fixed seed (an unbiased ELBO estimate, not the optimistic z = mu).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -34,7 +38,8 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .errors import ConfigError, TrainingError, check_choice, did_you_mean
-from .train_checkpoints import CheckpointMixin
+from .run_lock import RunLock
+from .train_checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle", "step")
@@ -65,6 +70,7 @@ class TrainConfig:
     num_workers: int = 0  # streaming path only
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
     deterministic: bool = False  # GPU: deterministic cuDNN kernels, so resume is bit-exact for conv models too
+    checkpoint_every: int | str | None = None  # also checkpoint inside epochs: every N steps, or a duration '10m'
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -92,6 +98,7 @@ class TrainConfig:
         self.betas = (float(betas[0]), float(betas[1]))
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
+        parse_checkpoint_every(self.checkpoint_every)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -99,6 +106,30 @@ class TrainConfig:
         for key in d:
             check_choice("training option", key, names)
         return cls(**d)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_checkpoint_every(value) -> tuple[int | None, float | None]:
+    """checkpoint_every -> (steps, seconds): N (an int or a string of digits) steps, or '250ms', '90s', '10m', '2h'."""
+    def bad():
+        raise ConfigError(f"checkpoint_every must be a positive number of steps (e.g. 500) or a duration such as "
+                          f"'90s', '10m' or '1h'; got {value!r}.")
+
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        bad()
+    if isinstance(value, int) or value.strip().isdigit():
+        steps = int(value)
+        return (steps, None) if steps > 0 else bad()
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        bad()
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return (None, seconds) if 0 < seconds < 1e12 else bad()
 
 
 @dataclass
@@ -201,6 +232,10 @@ class Trainer(CheckpointMixin):
         self.history: list[dict] = []
         self.elapsed = 0.0
         self._tb = None
+        self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}  # a checkpoint inside an epoch, restored
+        self._epoch_shuffle = None  # the shuffling generator's state at the start of the epoch in progress
+        self._epoch_t0 = 0.0
+        self._last_save = time.monotonic()
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -237,21 +272,26 @@ class Trainer(CheckpointMixin):
 
         return label_tensor(y, num_classes=k, n=n, name=name).to(self.device)
 
-    def _batches(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        """Batches xb, or (xb, yb) with the labels sliced by the same permutation when y is given."""
+    def _batches(self, x: torch.Tensor, y: torch.Tensor | None = None, *, skip: int = 0):
+        """Batches xb, or (xb, yb) with the labels sliced by the same permutation when y is given.
+
+        skip: batches of this epoch already trained (a resume inside the epoch); passed over
+        without touching any random stream but the permutation's."""
         n, b = x.shape[0], self.cfg.batch_size
         perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
-        for i in range(0, n, b):
+        for i in range(skip * b, n, b):
             xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
             if self.cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb, generator=self.binarize_gen)
             yield xb if y is None else (xb, y.index_select(0, perm[i:i + b]))  # (B,) labels of the same rows
 
-    def _stream_batches(self, dataset):
+    def _stream_batches(self, dataset, *, skip: int = 0):
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=True,
                                              generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
         conditional = bool(getattr(self.model, "num_classes", 0))
-        for item in loader:
+        for index, item in enumerate(loader):
+            if index < skip:  # done before the checkpoint this run resumed from
+                continue
             xb = item[0] if isinstance(item, (list, tuple)) else item
             if conditional and not (isinstance(item, (list, tuple)) and len(item) >= 2):
                 raise ConfigError("the model is conditional (num_classes): the training Dataset must yield (x, y) pairs.")
@@ -295,22 +335,51 @@ class Trainer(CheckpointMixin):
             raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
         steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
         self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
+        with self._run_lock():
+            return self._fit_locked(train, val, resume=resume, streaming=streaming, y_train=y_train, y_val=y_val,
+                                    steps_per_epoch=steps_per_epoch)
+
+    def _run_lock(self):
+        """One writer per run folder: an exclusive lock on out_dir (none without an out_dir)."""
+        return RunLock(self.out_dir) if self.out_dir is not None else contextlib.nullcontext()
+
+    def _resume_folder(self) -> Path | None:
+        return self.out_dir
+
+    def _fit_locked(self, train, val, *, resume: bool, streaming: bool, y_train, y_val, steps_per_epoch: int):
+        folder = self._resume_folder()
+        if resume and folder is not None:
+            check_root(folder / "checkpoints")
+        if resume and folder is not None and not has_checkpoint(folder) and (folder / "run.json").is_file():
+            # started, killed before its first checkpoint: the run starts over, from the same seed
+            if self._is_main():
+                print(f"aekit: no checkpoint in {str(folder)!r} yet: starting the run from the beginning.",
+                      file=sys.stderr)
+            resume = False
         if resume:
             self.load_checkpoint()
             if self.out_dir is not None:
+                self._check_kept_model()
                 self._write_run_info()  # records the (possibly extended) epochs
         else:
             torch.manual_seed(self.cfg.seed)  # corruption noise and posterior samples: reproducible from the seed
             if self.out_dir is not None:
-                shutil.rmtree(self.checkpoint_root, ignore_errors=True)  # a fresh run never resumes an old one's state
+                if self.checkpoint_root.is_symlink() or self.checkpoint_root.exists():
+                    remove_path(self.checkpoint_root)  # a fresh run never resumes an old one's state; a link goes, not its target
                 self._write_run_info()
         self._open_tensorboard()
         result = TrainResult()
+        steps_every, seconds_every = parse_checkpoint_every(self.cfg.checkpoint_every)
+        self._every = (steps_every, seconds_every)
+        self._last_save = time.monotonic()
         try:
             while self.epoch < self.cfg.epochs:
-                t0 = time.perf_counter()
-                record = self._train_epoch(self._stream_batches(train) if streaming else self._batches(train, y_train),
-                                           steps_per_epoch)
+                t0 = self._epoch_t0 = time.perf_counter()
+                skip = self._epoch_step
+                self._epoch_shuffle = self.shuffle_gen.get_state()  # a checkpoint inside this epoch redraws from here
+                batches = (self._stream_batches(train, skip=skip) if streaming
+                           else self._batches(train, y_train, skip=skip))
+                record = self._train_epoch(batches, steps_per_epoch)
                 if val is not None:
                     scores = self.evaluate(val) if y_val is None else self.evaluate(val, y_val)
                     record.update({f"val_{k}": v for k, v in scores.items()})
@@ -323,6 +392,7 @@ class Trainer(CheckpointMixin):
                 self._log(record)
                 if self.out_dir is not None:
                     self.save_checkpoint(best=improved)
+                    self._last_save = time.monotonic()
                 for cb in self.callbacks:
                     cb(record, self)
                 if self.cfg.early_stopping and self.bad_epochs >= self.cfg.early_stopping:
@@ -342,10 +412,15 @@ class Trainer(CheckpointMixin):
     def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
         model, opt = self.model, self.optimizer
         model.train()
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
+        done = self._epoch_step  # steps of this epoch restored from a checkpoint inside it (else 0)
+        sums: dict[str, torch.Tensor] = dict(self._epoch_sums)
+        count = self._epoch_count
+        self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}
         bar = self._progress(steps_per_epoch)
-        for i, item in enumerate(batches):
+        if bar is not None and done:
+            bar.update(done)
+        for i, item in enumerate(batches, start=done):
+            self._before_step()
             xb, yb = item if isinstance(item, tuple) else (item, None)  # (xb, yb) for conditional models
             out = model(xb) if yb is None else model(xb, yb)
             loss = out.loss
@@ -374,9 +449,29 @@ class Trainer(CheckpointMixin):
                 bar.update(1)
                 if i % 10 == 0:
                     bar.set_postfix({k: f"{float(v) / count:.4g}" for k, v in sums.items()})
+            if i + 1 < steps_per_epoch and self._checkpoint_due():
+                self.save_checkpoint(inside={"epoch_step": i + 1, "sums": sums, "count": count,
+                                             "shuffle": self._epoch_shuffle,
+                                             "elapsed": self.elapsed + time.perf_counter() - self._epoch_t0})
+                self._last_save = time.monotonic()
         if bar is not None:
             bar.close()
         return self._epoch_means(sums, count)
+
+    def _checkpoint_due(self) -> bool:
+        """checkpoint_every: N steps (counted over the whole run) or a duration since the last checkpoint."""
+        steps, seconds = getattr(self, "_every", (None, None))
+        if self.out_dir is None or (steps is None and seconds is None):
+            return False
+        if steps is not None:
+            return self.step % steps == 0
+        return time.monotonic() - self._last_save >= seconds
+
+    def _is_main(self) -> bool:
+        return True
+
+    def _before_step(self) -> None:
+        """Hook run before each step (aekit.distributed seeds each rank's noise here)."""
 
     # hooks for data-parallel training (aekit.distributed overrides them; one process: these)
     def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aekit: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("aekit: interrupted; the last checkpoint is kept (resume with --resume).", file=sys.stderr)
+        if args.command == "train":
+            print("aekit: interrupted; continue with the same command plus --resume (from the newest checkpoint, or "
+                  "from the beginning if none was written yet), or start over with --overwrite.", file=sys.stderr)
+        else:
+            print("aekit: interrupted.", file=sys.stderr)
         return 130
     except OSError as exc:  # disk full, permission denied, ...: name the file, no traceback
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

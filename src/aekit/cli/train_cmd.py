@@ -12,7 +12,7 @@ from pathlib import Path
 from ..build import assemble, build
 from ..checkpoint import read_json
 from ..data import load_data
-from ..errors import ConfigError, check_choice
+from ..errors import CheckpointError, ConfigError, check_choice
 from ..train import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
 from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
@@ -69,6 +69,9 @@ def add_train_parser(sub) -> None:
     g.add_argument("--early-stopping", type=positive_int, default=None, help="patience in epochs on the validation loss")
     g.add_argument("--binarize", choices=BINARIZE, default=None, help="binarize inputs: none, dynamic, threshold")
     g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
+    g.add_argument("--checkpoint-every", default=None, metavar="N|DURATION",
+                   help="also checkpoint inside epochs, every N steps or every DURATION (90s, 10m, 1h); "
+                        "--resume continues from the newest, bit-identical (default: at epoch ends only)")
     g.add_argument("--seed", type=int, default=None, help="seed for weights, shuffling and noise (default: 0)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs")
     g.add_argument("--device", default=None, help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
@@ -154,7 +157,8 @@ def model_overrides(args) -> dict:
 
 def train_options(args) -> dict:
     names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_steps", "grad_clip",
-             "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic")
+             "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic",
+             "checkpoint_every")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
@@ -168,6 +172,13 @@ def data_options(args) -> dict:
             "standardize": bool(args.standardize), "label_column": args.label_column, "max_samples": args.max_samples}
 
 
+def build_checked(config: dict, *, source):
+    """The model of a recorded config: its size checked on the meta device first (as aekit.load does)."""
+    from ..checkpoint import build_from_config
+
+    return build_from_config(config, source=source)
+
+
 def run_train(args) -> int:
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the config, weights and history.")
@@ -178,18 +189,33 @@ def run_train(args) -> int:
         return run_train_stacked(args)
     reject_stacked_options(args)
     check_choice("variant", args.variant, [*VARIANTS, "stacked"])
+    if args.resume and not (out / "run.json").is_file() and args.data is not None:
+        # killed before it wrote anything: its own command, --resume included, starts it
+        print(f"aekit: {str(out)!r} holds no run yet: starting it from the beginning.", file=sys.stderr)
+        args.resume = False
     if args.resume:
         info = read_json(out / "run.json")
+        for key in ("data", "model", "train"):
+            if not isinstance(info.get(key), dict):
+                raise CheckpointError(f"{str(out / 'run.json')!r} has no {key!r} object (damaged or not written by "
+                                      "'aekit train'); start the run again with --overwrite.")
         data = dict(info["data"])
         if args.data_dir:
             data["data_dir"] = args.data_dir
+        if not isinstance(data.get("source"), str):
+            raise CheckpointError(f"{str(out / 'run.json')!r} records no data source; start again with --overwrite.")
         source = data.pop("source")
         ds = load_data(source, **{k: v for k, v in data.items() if v is not None})
-        model = assemble(dict(info["model"]))
+        model = build_checked(dict(info["model"]), source=out / "run.json")
         train_cfg = dict(info["train"])
         if args.epochs is not None:
             train_cfg["epochs"] = args.epochs
-        cfg = TrainConfig.from_dict(train_cfg)
+        if args.checkpoint_every is not None:
+            train_cfg["checkpoint_every"] = args.checkpoint_every
+        try:
+            cfg = TrainConfig.from_dict(train_cfg)
+        except TypeError as exc:
+            raise CheckpointError(f"{str(out / 'run.json')!r} holds invalid training options ({exc}).") from None
         run_info = {k: v for k, v in info.items() if k not in ("train", "model")}
     else:
         if (out / "run.json").exists() and not args.overwrite:
