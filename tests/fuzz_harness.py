@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import pickle
 import random
 import struct
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 MEMORY_LIMIT = 64 * 1024 * 1024  # a load of a < 1 MB file may not allocate more than this
+BUDGET_VAR, BUDGET = "AEKIT_MEMORY_BUDGET", "64M"  # the memory budget every load runs under (aekit.memory_budget)
 HUGE = 2**40
 
 
@@ -396,8 +398,12 @@ def targets(marker: Path) -> list[Target]:
 
 
 def _edit_config(ck: dict, **changes) -> bytes:
+    """config.json with fields changed and its checksum recomputed (a careful forger)."""
+    from aekit.checkpoint import config_sha256
+
     meta = json.loads(ck["config.json"])
     meta["config"].update(changes)
+    meta["config_sha256"] = config_sha256(meta)
     return json.dumps(meta).encode()
 
 
@@ -503,6 +509,8 @@ def check_outcome(target: Target, folder: Path, marker: Path) -> Outcome:
     from aekit.errors import AekitError
 
     rss_before = _reset_peak_rss()
+    budget = os.environ.get(BUDGET_VAR)
+    os.environ[BUDGET_VAR] = BUDGET  # every load runs under the same, small memory budget
     tracemalloc.start()
     try:
         with warnings.catch_warnings():
@@ -519,6 +527,10 @@ def check_outcome(target: Target, folder: Path, marker: Path) -> Outcome:
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        if budget is None:
+            del os.environ[BUDGET_VAR]
+        else:
+            os.environ[BUDGET_VAR] = budget
     growth = max(0, _peak_rss() - rss_before) if rss_before is not None else peak
     outcome.peak_bytes, outcome.rss_growth = peak, growth
     if growth > MEMORY_LIMIT and not outcome.is_finding:

@@ -76,7 +76,7 @@ def test_crafted_hostile_input_gives_an_aekit_error_or_clean_data(name, what):
     ("npy", "huge declared shape", "refusing more than"),
     ("npz", "huge declared shape in a member", "refusing more than"),
     ("idx", "huge declared dims", "refusing more than"),
-    ("idx.gz", "huge declared dims (4 GiB)", "size mismatch"),
+    ("idx.gz", "huge declared dims (4 GiB)", "memory budget"),
     ("png folder", "huge declared size", "exceeds limit"),
     ("checkpoint config", "huge latent_dim", "the model expects (1000000000, 4)"),
     ("npy", "object dtype (pickle)", "never unpickles"),

@@ -150,7 +150,32 @@ def _check(cfg: dict) -> dict:
 
 
 def assemble(cfg: dict) -> Autoencoder:
-    """Construct the modules of a resolved configuration (see resolve_config)."""
+    """Construct the modules of a resolved configuration (see resolve_config).
+
+    The model is first laid out on the meta device (shapes only, no memory) and its parameter
+    count checked against the memory budget (aekit.memory_budget): a configuration that would need
+    more, e.g. a first layer over an 8192 x 8192 image, is refused before a byte is allocated."""
+    if torch.get_default_device().type != "meta":
+        with torch.device("meta"):
+            probe = _construct(cfg)
+        check_model_size(probe, cfg)
+    return _construct(cfg)
+
+
+def check_model_size(model: torch.nn.Module, cfg: dict) -> None:
+    """ConfigError when training the model (weights, gradients, two Adam moments: 4 copies) exceeds the budget."""
+    from .memory_budget import check_budget, human
+
+    n_params = sum(p.numel() for p in model.parameters())
+    n_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    check_budget(4 * n_bytes, error=ConfigError,
+                 what=f"a model of {n_params:,} parameters ({human(n_bytes)} of weights; training keeps weights, "
+                      f"gradients and two optimizer moments) for inputs of shape {tuple(cfg['input_shape'])}",
+                 hint="downscale images with --image-size (image_size=), or choose a narrower --hidden / "
+                      "--channels / --conv-hidden")
+
+
+def _construct(cfg: dict) -> Autoencoder:
     shape = tuple(cfg["input_shape"])
     k = int(cfg.get("num_classes") or 0)  # conditional: the one-hot label joins h and z (conditioning.py)
     encoder, decoder = make_backbone(

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..compression import METHODS, Codec, compress, compression_stats, decompress, fit_codec, read_container
 from ..compression.codec import CODEC_DIR
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..runs import load_run, run_data
 from .inspect_cmd import _out_path, _save_npy
 from .parser import positive_int
@@ -100,6 +100,9 @@ def run_decompress(args) -> int:
     x_hat = x_hat.numpy().astype(np.float32)
     if "scale" in header and "offset" in header:
         x_hat = x_hat * np.float32(header["scale"]) + np.float32(header["offset"])  # back to the loaded data's units
+    if not np.isfinite(x_hat).all():
+        raise DataError(f"{str(args.file)!r}: decoding gives non-finite values (its scale / offset or this model's "
+                        "decoder); nothing written.")
     _save_npy(out, x_hat)
     print(f"wrote {tuple(x_hat.shape)} reconstructions to {out}", file=sys.stderr)
     return 0

@@ -143,7 +143,15 @@ def decompress(model, data: bytes, codec: Codec, *, where: str = "container",
     if tuple(header["shape"]) != tuple(model.input_shape) or header["latent_dim"] != model.latent_dim:
         raise CheckpointError(f"{where} holds shape {tuple(header['shape'])} / latent_dim {header['latent_dim']}, "
                               f"but the model has {tuple(model.input_shape)} / {model.latent_dim}.")
-    symbols = decode_symbols(payload, n=header["count"], d=header["latent_dim"], levels=2 ** header["bits"],
+    if header["bits"] != codec.bits:
+        raise CheckpointError(f"{where} was coded with {header['bits']} bits; this codec has {codec.bits}.")
+    n, d = header["count"], header["latent_dim"]
+    from ..memory_budget import check_budget
+
+    # symbols (int64) and codes (float64), then the reconstructions (float32) and their concatenation
+    check_budget(n * d * 16 + 2 * n * math.prod(header["shape"]) * 4,
+                 what=f"decoding {where} ({n} samples of shape {tuple(header['shape'])})")
+    symbols = decode_symbols(payload, n=n, d=d, levels=2 ** header["bits"],
                              method=header["method"], counts=codec.counts, alpha=header["alpha"])
     z = torch.from_numpy(codec.quantizer.dequantize(symbols))  # (N, D)
     model.eval()

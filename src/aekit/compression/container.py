@@ -13,7 +13,10 @@ Header fields: shape (the per-sample input shape), count (samples), latent_dim, 
 (range | lzma | zlib), alpha (Laplace count of the range coder's model), model_hash (SHA-256 of
 the model's config and weights: a file only decodes with the model that wrote it), codec_hash
 (SHA-256 of the fitted quantizer and entropy model), payload_bytes, payload_sha256, and
-optionally scale / offset (raw = x * scale + offset, for data loaded from raw units).
+optionally scale / offset (raw = x * scale + offset, for data loaded from raw units; scale in
+(0, 1e30], |offset| <= 1e30). Sizes are bounded twice: by the fixed limits below, and, before
+decoding, by the memory budget (aekit.memory_budget) and by what the payload can hold
+(codec.decompress).
 
 `read_container` trusts nothing: every field is type- and range-checked, declared sizes are
 bounded before anything is allocated, and every failure is an aekit error (DataError for a
@@ -41,6 +44,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_FILE_BYTES = 2 ** 32  # 4 GiB
 MAX_SYMBOLS = 2 ** 26  # count * latent_dim: 64 M symbols (1 M images x 64 dims) per file; the decoder holds them as int64
 MAX_ELEMENTS = 2 ** 31  # count * prod(shape): the decoded array
+MAX_SCALE = 1e30  # |scale|, |offset|: raw = x * scale + offset stays finite in float32 for any |x| < 3e8
 _PREFIX = struct.Struct(">4sHI")  # magic, version, header_len
 
 
@@ -89,6 +93,12 @@ def check_header(header, *, where: str = "container") -> dict:
     for key in ("scale", "offset"):
         if key in header and not _number(header[key]):
             bad(f"{key} must be a finite number; got {header[key]!r}")
+    if ("scale" in header) != ("offset" in header):
+        bad("scale and offset come together")
+    if "scale" in header and not 0 < header["scale"] <= MAX_SCALE:
+        bad(f"scale must be in (0, {MAX_SCALE:g}] (raw = x * scale + offset); got {header['scale']!r}")
+    if "offset" in header and not abs(header["offset"]) <= MAX_SCALE:
+        bad(f"offset must be in [-{MAX_SCALE:g}, {MAX_SCALE:g}]; got {header['offset']!r}")
     if header["count"] * header["latent_dim"] > MAX_SYMBOLS:
         bad(f"count x latent_dim = {header['count'] * header['latent_dim']} exceeds the limit {MAX_SYMBOLS}")
     if header["count"] * math.prod(shape) > MAX_ELEMENTS:

@@ -18,6 +18,7 @@ length, the bound the range coder gets within a few bytes of.
 from __future__ import annotations
 
 import lzma
+import math
 import zlib
 
 import numpy as np
@@ -25,6 +26,8 @@ import numpy as np
 from ..errors import ConfigError, DataError, check_choice
 
 METHODS = ("range", "lzma", "zlib")
+DEFLATE_MAX_RATIO = 1032  # deflate's largest expansion (258-byte matches in ~2 bits)
+RANGE_SLACK_BITS = 96  # a range coder's stream ends with up to two 32-bit words of state, plus rounding
 
 
 def _constriction():
@@ -106,6 +109,9 @@ def decode_symbols(payload: bytes, *, n: int, d: int, levels: int, method: str =
         return np.zeros((n, d), dtype=np.int64)
     if method in ("lzma", "zlib"):
         itemsize = 1 if levels <= 256 else 2
+        if method == "zlib" and n * d * itemsize > DEFLATE_MAX_RATIO * len(payload) + 64:
+            raise DataError(f"the zlib payload ({len(payload)} bytes) cannot hold the {n * d * itemsize} bytes of "
+                            f"symbols the header declares (deflate expands at most {DEFLATE_MAX_RATIO}:1).")
         raw = _inflate(payload, method, n * d * itemsize)
         sym = np.frombuffer(raw, dtype=np.uint8 if itemsize == 1 else np.dtype("<u2")).astype(np.int64)
         if sym.size and sym.max() >= levels:
@@ -114,6 +120,12 @@ def decode_symbols(payload: bytes, *, n: int, d: int, levels: int, method: str =
     probs = _check_model(counts, d, levels, alpha)
     if len(payload) % 4:
         raise DataError(f"a range-coded payload is a whole number of 32-bit words; got {len(payload)} bytes.")
+    # every sample costs at least sum_d -log2 max_s p_d(s) bits: a payload too short for n samples is forged
+    # (1e-4: slack for the coder's fixed-point probabilities; RANGE_SLACK_BITS: its final words)
+    min_bits = n * float(-np.log2(np.minimum(probs.max(axis=1) * (1 + 1e-4), 1.0)).sum())
+    if min_bits > 8 * len(payload) + RANGE_SLACK_BITS:
+        raise DataError(f"the range-coded payload ({len(payload)} bytes) cannot hold {n} samples: this codec's model "
+                        f"needs at least {math.ceil(min_bits / 8)} bytes for them.")
     c = _constriction()
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     out = np.empty((n, d), dtype=np.int64)
@@ -124,6 +136,11 @@ def decode_symbols(payload: bytes, *, n: int, d: int, levels: int, method: str =
             out[:, j] = decoder.decode(model, n)
     except Exception as exc:  # constriction raises plain exceptions on invalid streams
         raise DataError(f"the range-coded payload could not be decoded ({type(exc).__name__}: {exc}).") from None
+    # the decoder reads past a short stream and stops before a long one: only a payload that is exactly the
+    # encoding of what it decoded to is accepted (truncated, padded, random or miscounted payloads are refused)
+    if encode_symbols(out, levels=levels, method="range", counts=counts, alpha=alpha) != bytes(payload):
+        raise DataError(f"the range-coded payload is not a valid encoding of {n} samples (truncated, extended, "
+                        "damaged or a wrong count in the header).")
     return out
 
 

@@ -10,11 +10,15 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
 from aekit.errors import DataError, did_you_mean
+from aekit.memory_budget import check_budget
+
+PARSE_BYTES_PER_BYTE = 32  # "1," (2 bytes) becomes a 50-byte str and an 8-byte list slot, then 8 bytes of float64
 
 
 def _is_number(cell: str) -> bool:
@@ -71,6 +75,9 @@ def read_csv(
     path = Path(path)
     source = str(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    size = os.path.getsize(path)  # parsed cells are Python strings: up to ~PARSE_BYTES_PER_BYTE bytes per file byte
+    check_budget(size * PARSE_BYTES_PER_BYTE, what=f"{source}: parsing this {size}-byte CSV file",
+                 hint="a CSV file is parsed whole; convert a large table to .npy")
     lines, rows = _read_rows(path, delimiter=delimiter)
     header = None
     if rows and not any(_is_number(c) for c in rows[0]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -40,6 +41,17 @@ class RawData:
     x: np.ndarray                      # as stored, e.g. (N, D), (N, H, W), (N, C, H, W)
     y: np.ndarray | None = None        # (N,) labels as stored, or None
     classes: list[str] | None = None   # class names when labels came from text / folders
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse anything but a regular file (a device such as /dev/zero reads forever, a FIFO blocks)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to /dev/zero is a device
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket); aekit reads data from regular "
+                        "files only.")
 
 
 def _check_magic(path: Path, magics: tuple[bytes, ...], what: str) -> None:
@@ -78,10 +90,10 @@ def _npz_get(npz, key: str, path: Path) -> np.ndarray:
         check_npy_stream(f, total_bytes=info.file_size, source=f"{path} (array {key!r})")
     try:
         return npz[key]
-    except ValueError as exc:
+    except ValueError as exc:  # object dtypes were refused from the header: the data ran short of what it declares
         raise DataError(
-            f"{path}: array {key!r} is a pickled (object) array; expected a plain numeric array. "
-            "aekit never unpickles data files (allow_pickle=False)."
+            f"{path}: array {key!r} is shorter than its header declares (the member is truncated or its "
+            f"size field is damaged): {exc}."
         ) from exc
 
 
@@ -180,6 +192,7 @@ def read_file(
         x, y, classes = read_image_folder(path, image_size=image_size)
         raw = RawData(x, y, classes)
     else:
+        check_regular_file(path)
         suffix = path.suffix.lower()
         if suffix == ".npy":
             raw = RawData(_load_npy(path))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.errors import DataError
+from aekit.memory_budget import array_cost, check_budget
 
 MAX_IDX_BYTES = 4 * 1024**3          # refuse declared payloads above 4 GiB
 MAX_IDX_DIMS = 4
@@ -90,6 +91,7 @@ def read_idx(path: str | Path) -> np.ndarray:
                     f"{source}: IDX header declares shape {dims} ({n_bytes} bytes); refusing "
                     f"more than {MAX_IDX_BYTES} bytes (corrupt header?)."
                 )
+            check_budget(array_cost(math.prod(dims), dtype.itemsize), what=f"{source}: the IDX array of shape {dims}")
             if not gz:
                 actual = os.path.getsize(path) - header_len
                 if actual != n_bytes:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.errors import DataError
+from aekit.memory_budget import array_cost, check_budget
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA")
@@ -25,9 +26,13 @@ MAX_PIXELS = 2**26  # per image (8192 x 8192): far above any autoencoder input, 
 def _image_files(root: Path) -> list[Path]:
     files = [
         p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
+    for p in files:  # a FIFO or a link to a device named .png would block or never end
+        if not p.is_file():
+            raise DataError(f"{p}: not a regular file (a device, FIFO, socket or broken link); "
+                            "aekit reads images from regular files only.")
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -73,6 +78,13 @@ def read_image_folder(
         with _open(p) as img:
             headers.append((p, img.size, img.mode))
     gray = all(mode in GRAY_MODES for _, _, mode in headers)
+    channels = 1 if gray else 3
+    values = sum(w * h for _, (w, h), _ in headers) * channels  # decoded, from the headers alone
+    if image_size is not None:
+        values += len(headers) * channels * image_size[0] * image_size[1]
+    check_budget(array_cost(values, 2), what=f"{root}: decoding {len(headers)} image(s) of "
+                 f"{sum(w * h for _, (w, h), _ in headers)} pixels in all",
+                 hint="pass image_size (--image-size) to downscale, or use fewer images")
     if image_size is None:
         first_path, first_size, _ = headers[0]
         for p, size, _ in headers[1:]:

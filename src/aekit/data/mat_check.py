@@ -17,6 +17,7 @@ import struct
 import zlib
 
 from aekit.errors import DataError
+from aekit.memory_budget import array_cost, check_budget, memory_budget
 
 MAX_ARRAY_BYTES = 4 * 1024**3  # as for .npy / IDX
 # miType -> item size (bytes); 14 miMATRIX and 15 miCOMPRESSED are containers
@@ -84,12 +85,14 @@ class _Walker:
 
     def compressed(self, payload: bytes, *, depth: int) -> None:
         dec = zlib.decompressobj()
+        limit = min(MAX_ARRAY_BYTES, memory_budget() // 2)  # inflated once here, once more by SciPy
         try:
-            raw = dec.decompress(payload, MAX_ARRAY_BYTES + 1)
+            raw = dec.decompress(payload, limit + 1)
         except zlib.error as exc:
             self.fail(f"a compressed element is corrupted ({exc})")
-        if len(raw) > MAX_ARRAY_BYTES:
-            self.fail(f"a compressed element inflates to more than {MAX_ARRAY_BYTES} bytes")
+        if len(raw) > limit:
+            check_budget(2 * (len(raw) + len(dec.unconsumed_tail)), what=f"{self.source}: a compressed .mat element")
+            self.fail(f"a compressed element inflates to more than {limit} bytes")
         self.elements(raw, 0, len(raw), depth=depth)
 
     def matrix(self, buf: bytes, start: int, end: int, *, depth: int) -> None:
@@ -111,6 +114,7 @@ class _Walker:
         count = math.prod(dims)
         if count * CLASS_ITEMSIZE.get(cls, 1) > MAX_ARRAY_BYTES:
             self.fail(f"an array declares dimensions {dims}, more than {MAX_ARRAY_BYTES} bytes")
+        check_budget(array_cost(count, CLASS_ITEMSIZE.get(cls, 1)), what=f"{self.source}: an array of dimensions {dims}")
         if cls in NUMERIC_CLASSES or cls == CHAR_CLASS:
             parts = subs[3:]
             if len(parts) != 1 + is_complex:

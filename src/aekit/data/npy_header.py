@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from aekit.errors import DataError
+from aekit.memory_budget import array_cost, check_budget
 
 MAX_ARRAY_BYTES = 4 * 1024**3  # 4 GiB: the same bound as IDX files (idx.MAX_IDX_BYTES)
 
@@ -43,6 +44,8 @@ def check_npy_stream(f, *, total_bytes: int, source: str) -> tuple[tuple[int, ..
     if n_bytes > MAX_ARRAY_BYTES:
         raise DataError(f"{source}: .npy header declares shape {shape} ({n_bytes} bytes); refusing more than "
                         f"{MAX_ARRAY_BYTES} bytes (corrupt header?).")
+    n_values = math.prod(shape)
+    check_budget(array_cost(n_values, dtype.itemsize), what=f"{source}: the array of shape {tuple(shape)}")
     available = total_bytes - f.tell()
     if n_bytes > available:
         raise DataError(f"{source}: truncated .npy file: the header declares shape {shape} = {n_bytes} bytes of "
