@@ -260,3 +260,110 @@ def test_a_stalled_body_times_out_with_408(server, monkeypatch):
         sock.sendall(b'POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 20\r\n\r\n{"z":')
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive" in reply
+
+
+# ---------------------------------------------------------------------------------------- hostile clients (issue 18)
+@pytest.mark.parametrize("target", [b"http://[", b"HTTP://[x]/api/info", b"http://[::1/api/info"])
+def test_an_unparsable_request_target_is_a_400_not_a_500(server, target):
+    reply = raw_exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"request target" in reply
+
+
+def _own_server(digits, **attrs):
+    model = aekit.build("ae", input_shape=(1, 8, 8), hidden=[16], latent_dim=3, seed=0)
+    srv = make_server(ExploreState(model, *digits), "127.0.0.1", 0)
+    for k, v in attrs.items():
+        setattr(srv, k, v)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_a_body_dripped_byte_by_byte_is_dropped_at_the_request_deadline(digits, monkeypatch):
+    import time
+
+    from aekit.explore.server import ExploreHandler
+
+    monkeypatch.setattr(ExploreHandler, "request_deadline", 1.0)  # whole request, however the bytes trickle in
+    srv = _own_server(digits)
+    try:
+        host, port = srv.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 40\r\n\r\n")
+            t0 = time.monotonic()
+            reply = b""
+            for byte in b'{"z": [0.1, 0.2, 0.3]}' + b" " * 18:
+                try:
+                    sock.sendall(bytes([byte]))  # one byte every 0.2 s: each read is quick, the request is not
+                except OSError:
+                    break
+                sock.settimeout(0.2)
+                try:
+                    reply += sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if reply:
+                    break
+            elapsed = time.monotonic() - t0
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert elapsed < 3.0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_dripped_headers_are_dropped_at_the_request_deadline(digits, monkeypatch):
+    import time
+
+    from aekit.explore.server import ExploreHandler
+
+    monkeypatch.setattr(ExploreHandler, "request_deadline", 1.0)
+    srv = _own_server(digits)
+    try:
+        host, port = srv.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(b"GET /api/info HTTP/1.1\r\n")
+            t0, closed = time.monotonic(), False
+            while time.monotonic() - t0 < 5:
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                    sock.settimeout(0.2)
+                    if sock.recv(65536) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    closed = True
+                    break
+            assert closed and time.monotonic() - t0 < 3.0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_held_connections_never_take_more_than_the_thread_bound(digits, monkeypatch):
+    import time
+
+    from aekit.explore.server import ExploreHandler
+
+    monkeypatch.setattr(ExploreHandler, "request_deadline", 1.5)
+    base = threading.active_count()
+    srv = _own_server(digits, max_threads=4)
+    held = []
+    try:
+        host, port = srv.server_address[:2]
+        for _ in range(40):  # open and say nothing (a worker waits for a first byte only while nobody queues)
+            held.append(socket.create_connection((host, port), timeout=10))
+        time.sleep(0.5)
+        assert threading.active_count() <= base + 1 + 4  # serve_forever's thread + the workers
+        t0 = time.monotonic()
+        status, body = request(srv, "GET", "/api/info")  # served once the held ones hit their deadline
+        assert status == 200 and time.monotonic() - t0 < 8
+        assert threading.active_count() <= base + 1 + 4
+    finally:
+        for s in held:
+            s.close()
+        srv.shutdown()
+        srv.server_close()

@@ -95,3 +95,30 @@ def test_unet_with_skips_exports_a_reconstruct_graph(tmp_path, monkeypatch):
     assert calls == [("_Encode", (2, 1, 8, 8), "encoder.onnx", "x", "z"),
                      ("_Reconstruct", (2, 1, 8, 8), "reconstruct.onnx", "x", "x_mean")]
     assert sorted(meta["graphs"]) == ["encoder", "reconstruct"] and "skip" in meta["graphs"]["reconstruct"]["note"]
+
+
+def test_a_conditional_model_exports_with_a_label_input(tmp_path):
+    """cvae: the label is an input of both graphs, one-hot (batch, K) float32, as Autoencoder accepts soft labels."""
+    run, out = tmp_path / "run", tmp_path / "onnx"
+    code, _, err = cli("train", "cvae", "--data", "digits", "--max-samples", "100", "--epochs", "1", "--hidden", "16",
+                       "--latent-dim", "2", "--quiet", "--out", run)
+    assert code == 0, err
+    code, stdout, err = cli("export", run, "--format", "onnx", "--out", out)
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    model = aekit.load(run).eval()
+    k = model.num_classes
+    meta = json.loads((out / "aekit-onnx.json").read_text())
+    assert meta["num_classes"] == k and meta["graphs"]["encoder"]["label_input"] == "y"
+    enc = ort.InferenceSession(str(out / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(0)
+    for batch in (1, 4):
+        x = torch.rand((batch, *model.input_shape), generator=gen)
+        labels = torch.randint(0, k, (batch,), generator=gen)
+        y = torch.nn.functional.one_hot(labels, k).float()  # (B, K)
+        z = enc.run(["z"], {"x": x.numpy(), "y": y.numpy()})[0]
+        with torch.no_grad():
+            z_torch = model.encode(x, labels)
+            np.testing.assert_allclose(z, z_torch.numpy(), atol=1e-5, rtol=0)
+            x_mean = dec.run(["x_mean"], {"z": z_torch.numpy(), "y": y.numpy()})[0]
+            np.testing.assert_allclose(x_mean, model.decode(z_torch, y=labels).numpy(), atol=1e-5, rtol=0)

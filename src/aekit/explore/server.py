@@ -8,18 +8,26 @@
 Every request is checked (validate.py) and a bad one gets a 4xx status with a JSON
 {"error": message}: unknown paths 404, wrong methods 405, oversized bodies 413, bad JSON or
 values 400, and a Host header that is not the loopback name when serving on loopback 403 (a
-web page elsewhere cannot drive the server through DNS rebinding). ThreadingHTTPServer answers
-clients concurrently; the model is only read (eval mode, no_grad), so no lock is needed. HTTP/1.1
-keep-alive is on. Port 0 picks a free port; `server.url` is the address actually bound.
+web page elsewhere cannot drive the server through DNS rebinding); a request target that cannot be
+parsed is a 400. Clients are answered concurrently by a bounded pool of `max_threads` worker
+threads; connections beyond `max_pending` waiting ones get a 503 at once. Each request (its
+request line, headers and body) must arrive within `request_deadline` seconds in all, however
+slowly its bytes trickle in; a request past it is dropped (408 when the body is late). The model
+is only read (eval mode, no_grad), so no lock is needed. HTTP/1.1 keep-alive is on. Port 0
+picks a free port; `server.url` is the address actually bound.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import queue
 import socket
 import sys
+import threading
+import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,16 +42,62 @@ STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/index.html": ("page.
 POST_ROUTES = ("/api/decode", "/api/interpolate")
 GET_ROUTES = tuple(STATIC) + ("/api/info",)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+IDLE_SLICE = 0.2  # seconds: how often a worker waiting for a request's first byte checks for queued connections
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'"
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reading side: every read waits at most until the handler's request deadline."""
+
+    def __init__(self, sock: socket.socket, handler: "ExploreHandler") -> None:
+        super().__init__()
+        self.sock, self.handler = sock, handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        handler = self.handler
+        while True:
+            left = handler.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request deadline passed")
+            if not handler.idle:
+                self.sock.settimeout(min(left, handler.timeout))
+                return self.sock.recv_into(buffer)
+            # no byte of the next request yet: wait in short slices, and give the worker up to a
+            # queued connection at once (held, silent connections cannot starve the pool)
+            self.sock.settimeout(min(left, IDLE_SLICE))
+            try:
+                n = self.sock.recv_into(buffer)
+            except TimeoutError:
+                if handler.server.waiting():
+                    raise
+                continue
+            handler.idle = False
+            return n
 
 
 class ExploreHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
     server_version = "aekit-explore"
     timeout = 30  # seconds a client may idle mid-request before the connection is dropped
+    request_deadline = 30.0  # seconds for a whole request (an idle keep-alive wait included), however it trickles
+    deadline = 0.0
+    idle = False
     disable_nagle_algorithm = True  # headers and body go out as two writes: without TCP_NODELAY, delayed ACKs add ~40 ms
 
     # ------------------------------------------------------------------ plumbing
+    def setup(self) -> None:
+        super().setup()
+        self.deadline = time.monotonic() + self.request_deadline
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.request_deadline  # a new request: a new deadline
+        self.idle = True  # until its first byte arrives
+        super().handle_one_request()
+
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
@@ -112,7 +166,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
                 self._drop_body()
                 self._consumed = True
             self._check_host()
-            path = urlsplit(self.path).path
+            try:
+                path = urlsplit(self.path).path
+            except ValueError as exc:  # "http://[", "HTTP://[x]/api/info": an invalid authority
+                self.close_connection = True
+                raise v.RequestError(400, f"malformed request target {self.path[:100]!r} ({exc}).") from None
             if path not in GET_ROUTES + POST_ROUTES:
                 raise v.RequestError(404, f"no such path {path!r}; the API is GET /api/info, POST /api/decode, "
                                           "POST /api/interpolate.")
@@ -138,9 +196,10 @@ class ExploreHandler(BaseHTTPRequestHandler):
             self._error(exc.status, exc.message)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except TimeoutError:  # the client stopped sending mid-body
+        except TimeoutError:  # the client stopped sending mid-body, or sent it too slowly
             self.close_connection = True
-            self._error(408, f"the request body did not arrive within {self.timeout} s.")
+            self._error(408, f"the request body did not arrive within {self.timeout} s (a read) or "
+                             f"{self.request_deadline:g} s (the whole request).")
         except Exception as exc:  # a bug, not a bad request: say so, keep serving
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
@@ -195,10 +254,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
         return state.interpolate(a, b, steps)
 
 
-class ExploreServer(ThreadingHTTPServer):
-    daemon_threads = True  # a hung client never keeps the process alive
+class ExploreServer(HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # listen backlog; socketserver's 5 resets connections when many clients arrive at once
+    max_threads = 32  # worker threads (daemons: a hung client never keeps the process alive)
+    max_pending = 512  # accepted connections waiting for a worker; beyond: 503 at once
 
     def __init__(self, state: ExploreState, host: str = "127.0.0.1", port: int = 8000, *, verbose: bool = False):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -206,7 +266,64 @@ class ExploreServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.loopback = host in LOOPBACK_NAMES
         self.info_bytes = json.dumps(state.info(), separators=(",", ":")).encode()  # computed once
+        self._queue: queue.Queue = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._pending = 0
+        self._lock = threading.Lock()
         super().__init__((host, port), ExploreHandler)
+
+    def process_request(self, request, client_address) -> None:
+        """Hand the connection to the pool (started on demand, at most max_threads), or refuse it with a 503."""
+        with self._lock:
+            if self._pending >= self.max_pending:
+                busy = True
+            else:
+                busy = False
+                self._pending += 1
+                if len(self._workers) < self.max_threads and self._pending > self._idle_workers():
+                    worker = threading.Thread(target=self._work, daemon=True, name="aekit-explore-worker")
+                    self._workers.append(worker)
+                    worker.start()
+        if busy:
+            body = b'{"error":"the server is busy; try again","status":503}'
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        self._queue.put((request, client_address))
+
+    def _idle_workers(self) -> int:
+        return len(self._workers) - self._busy if hasattr(self, "_busy") else 0
+
+    def waiting(self) -> bool:
+        """Whether accepted connections wait for a worker."""
+        return not self._queue.empty()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            request, client_address = item
+            with self._lock:
+                self._busy = getattr(self, "_busy", 0) + 1
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - socketserver's own policy: report, keep serving
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
+                with self._lock:
+                    self._busy -= 1
+                    self._pending -= 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        for _ in self._workers:
+            self._queue.put(None)
 
     @property
     def url(self) -> str:
