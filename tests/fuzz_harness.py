@@ -104,6 +104,65 @@ def png_with_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+class Special:
+    """A file that is not a regular file: a FIFO, or a symbolic link to a device (write_files makes it)."""
+
+    def __init__(self, kind: str, target: str | None = None):
+        self.kind, self.target = kind, target
+
+    def __repr__(self) -> str:
+        return f"Special({self.kind!r}, {self.target!r})"
+
+
+FIFO = Special("fifo")
+DEV_ZERO = Special("link", "/dev/zero")
+
+_BOMBS: dict = {}
+BOMB_SIDE = 8192  # 8192 x 8192 uint8: 64 MiB decoded from ~65 KB on disk
+
+
+def bombs() -> dict[str, bytes]:
+    """Decompression bombs, built once: 64 MiB of zeros behind ~65 KB (npz, IDX .gz, .mat, PNG)."""
+    if not _BOMBS:
+        from scipy.io import savemat
+
+        side = BOMB_SIDE
+        zeros = np.zeros((side, side), np.uint8)
+        buf = io.BytesIO()
+        savemat(buf, {"X": zeros})  # uncompressed (fast), then its element compressed by hand (miCOMPRESSED)
+        plain = buf.getvalue()
+        packed = zlib.compress(plain[128:], 9)
+        ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit grayscale
+        idat = zlib.compress(b"\0" * ((side + 1) * side), 9)  # every row: filter byte 0, then zeros
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        _BOMBS.update(
+            npz=npz_of(x=zeros),
+            idx_gz=gzip.compress(idx_bytes(0x08, (1, side, side), zeros.tobytes()), 6),
+            mat=plain[:128] + struct.pack("<II", 15, len(packed)) + packed,
+            png=b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""),
+            csv=("1," * (3 * 10**6 - 1) + "1\n").encode(),  # 6 MB, 3 million columns
+        )
+    return _BOMBS
+
+
+def npz_with_lying_size(member: bytes, extra: int) -> bytes:
+    """A stored .npz whose member's declared (uncompressed) size is `extra` bytes larger than its data."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("x.npy", member)
+    data = bytearray(buf.getvalue())
+    lie = struct.pack("<I", len(member) + extra)
+    data[22:26] = lie  # the local header's size
+    c = data.find(b"PK\x01\x02")
+    data[c + 24:c + 28] = lie  # the central directory's
+    return bytes(data)
+
+
 def patch(data: bytes, offset: int, new: bytes) -> bytes:
     return data[:offset] + new + data[offset + len(new):]
 
@@ -276,6 +335,7 @@ def targets(marker: Path) -> list[Target]:
             ("header code", {"x.npy": b"\x93NUMPY\x01\x00\x20\x00" + b"__import__('os').system('true')\n"}),
             ("pickle file named .npy", {"x.npy": pickle_payload(marker)}),
             ("empty", {"x.npy": b""}),
+            ("a FIFO named .npy", {"x.npy": FIFO}), ("/dev/zero named .npy", {"x.npy": DEV_ZERO}),
         ]),
         Target("npz", {"x.npz": npz_of(x=table, y=np.arange(6))}, "x.npz", _data_loader("x.npz"), [
             ("huge declared shape in a member", {"x.npz": npz_with_members({"x": npy_bytes("<f4", (HUGE, 4), b"")})}),
@@ -287,6 +347,10 @@ def targets(marker: Path) -> list[Target]:
             ("zeros, honest size", {"x.npz": npz_of(x=np.zeros((1000, 1000), np.uint8))}),
             ("pickle file named .npz", {"x.npz": pickle_payload(marker)}),
             ("empty", {"x.npz": b""}),
+            ("bomb: 64 MiB of zeros in 65 KB", {"x.npz": bombs()["npz"]}),
+            ("member size lies (stored)", {"x.npz": npz_with_lying_size(npy_bytes("<f4", (100, 4), b"\0" * 16), 1584)}),
+            ("member size lies, huge", {"x.npz": npz_with_lying_size(npy_bytes("<f4", (2**20, 4), b"\0" * 16), 2**24)}),
+            ("/dev/zero named .npz", {"x.npz": DEV_ZERO}),
         ]),
         Target("csv", {"x.csv": b"a,b,c,label\n" + b"".join(f"{i},{i * 2},{i / 3},{i % 2}\n".encode() for i in range(6))},
                "x.csv", _data_loader("x.csv"), [
@@ -297,6 +361,8 @@ def targets(marker: Path) -> list[Target]:
             ("huge field", {"x.csv": b"1," + b"9" * 200_000 + b"\n"}),
             ("latin-1", {"x.csv": "é,b\n1,2\n".encode("latin1")}),
             ("many columns", {"x.csv": (",".join(["1"] * 20000) + "\n").encode()}),
+            ("3 million columns (6 MB)", {"x.csv": bombs()["csv"]}),
+            ("/dev/zero named .csv", {"x.csv": DEV_ZERO}), ("a FIFO named .csv", {"x.csv": FIFO}),
         ]),
         Target("idx", {"x.idx": idx_bytes(0x08, (3, 8, 8), images.tobytes())}, "x.idx", _data_loader("x.idx"), [
             ("huge declared dims", {"x.idx": idx_bytes(0x08, (2**32 - 1, 2**32 - 1, 8), images.tobytes())}),
@@ -305,6 +371,7 @@ def targets(marker: Path) -> list[Target]:
             ("unknown type code", {"x.idx": idx_bytes(0x07, (2, 2), b"\0" * 4)}),
             ("zero dims", {"x.idx": idx_bytes(0x08, (0, 8, 8), b"")}), ("no dims", {"x.idx": bytes([0, 0, 8, 0])}),
             ("9 dims", {"x.idx": idx_bytes(0x08, (1,) * 9, b"\0")}), ("empty", {"x.idx": b""}),
+            ("/dev/zero named .idx", {"x.idx": DEV_ZERO}),
         ]),
         Target("idx.gz", {"x.idx.gz": gzip.compress(idx_bytes(0x08, (3, 8, 8), images.tobytes()))}, "x.idx.gz",
                _data_loader("x.idx.gz"), [
@@ -312,6 +379,7 @@ def targets(marker: Path) -> list[Target]:
             ("gzip bomb within the cap", {"x.idx.gz": gzip.compress(idx_bytes(0x08, (1, 2**14, 2**13), b""))}),
             ("truncated gzip", {"x.idx.gz": gzip.compress(idx_bytes(0x08, (3, 8, 8), images.tobytes()))[:40]}),
             ("gzip of garbage", {"x.idx.gz": gzip.compress(b"\xff" * 100)}),
+            ("bomb: 64 MiB of zeros in 65 KB", {"x.idx.gz": bombs()["idx_gz"]}),
         ]),
         Target("mat", {"x.mat": mat_of(X=table, y=np.arange(6))}, "x.mat", _data_loader("x.mat"), [
             # one damaged byte; each of these crashed SciPy's reader with a segmentation fault
@@ -322,6 +390,8 @@ def targets(marker: Path) -> list[Target]:
             ("struct", {"x.mat": mat_of(s={"a": 1.0})}), ("empty array", {"x.mat": mat_of(X=np.zeros((0, 3)))}),
             ("HDF5 (v7.3) signature", {"x.mat": b"MATLAB 7.3 MAT-file" + b" " * 97 + b"\x00\x02IM" + b"\x89HDF\r\n\x1a\n"}),
             ("empty", {"x.mat": b""}),
+            ("bomb: a compressed element of 64 MiB in 65 KB", {"x.mat": bombs()["mat"]}),
+            ("/dev/zero named .mat", {"x.mat": DEV_ZERO}), ("a FIFO named .mat", {"x.mat": FIFO}),
         ]),
         Target("png folder", {"imgs/a.png": image_bytes("PNG"), "imgs/b.png": image_bytes("PNG")}, "imgs/a.png",
                _data_loader("imgs"), [
@@ -332,6 +402,8 @@ def targets(marker: Path) -> list[Target]:
             ("RGB next to gray", {"imgs/a.png": image_bytes("PNG", mode="RGB")}),
             ("other size", {"imgs/a.png": image_bytes("PNG", size=(5, 7))}), ("empty", {"imgs/a.png": b""}),
             ("pickle named .png", {"imgs/a.png": pickle_payload(marker)}),
+            ("eight 8192x8192 PNG bombs of 65 KB", {f"imgs/{c}.png": bombs()["png"] for c in "abcdefgh"}),
+            ("a FIFO among the images", {"imgs/c.png": FIFO}), ("/dev/zero named .png", {"imgs/c.png": DEV_ZERO}),
         ]),
         Target("jpeg folder", {"imgs/a.jpg": image_bytes("JPEG"), "imgs/b.jpg": image_bytes("JPEG")}, "imgs/a.jpg",
                _data_loader("imgs"), [("empty", {"imgs/a.jpg": b""}), ("png named .jpg", {"imgs/a.jpg": image_bytes("PNG")})]),
@@ -362,6 +434,8 @@ def targets(marker: Path) -> list[Target]:
             ("unknown variant keys", {"config.json": _edit_config(ck, backbone="transformer", nonsense=1)}),
             ("deep nesting", {"config.json": b"[" * 100_000 + b"]" * 100_000}),
             ("NaN beta", {"config.json": _edit_config(ck, beta=float("nan"))}),
+            ("hidden [2^31, 512], checksum recomputed", {"config.json": _edit_config(ck, hidden=[2**31, 512])}),
+            ("beta changed, old checksum kept", {"config.json": _edit_config(ck, recompute=False, beta=0.0)}),
             ("not JSON", {"config.json": pickle_payload(marker)}), ("empty", {"config.json": b""}),
         ]),
     ]
@@ -372,6 +446,13 @@ def targets(marker: Path) -> list[Target]:
         Target("training state (state.json)", ts, state_json, _load_train_state, [
             ("deep nesting", {state_json: b"{\"a\":" * 50_000 + b"1" + b"}" * 50_000}),
             ("pickle", {state_json: pickle_payload(marker)}),
+            *[(f"{what}, checksum recomputed", {state_json: _edit_state(ts[state_json], **change)}) for what, change in [
+                ("epoch Infinity", {"epoch": float("inf")}), ("history 'x'", {"history": "x"}),
+                ("history of strings", {"history": ["x"]}), ("step -1", {"step": -1}), ("epoch 10^30", {"epoch": 10**30}),
+                ("elapsed NaN", {"elapsed": float("nan")}), ("epoch_step 10^12", {"epoch_step": 10**12}),
+                ("state refers to a missing tensor", {"state": {"__tensor__": "nope"}})]],
+            ("last.json names a folder outside the run", {"checkpoints/last.json": b'{"dir": "../../..", "epoch": 1}'}),
+            ("last.json is a list", {"checkpoints/last.json": b"[1, 2]"}),
         ]),
         Target("training state (state.safetensors)", ts, state_st, _load_train_state, [
             ("pickle", {state_st: pickle_payload(marker)}),
@@ -392,19 +473,53 @@ def targets(marker: Path) -> list[Target]:
             ("bits 0", {"codes.aekc": _container_with({"bits": 0})}),
             ("pickle", {"codes.aekc": pickle_payload(marker)}), ("empty", {"codes.aekc": b""}),
             ("zlib, valid", {"codes.aekc": c["zlib"]}),
+            *[(f"{what}, checksums recomputed", {"codes.aekc": blob}) for what, blob in [
+                ("count 2^20 (5 coded)", _container_with({"count": 2**20})),
+                ("count 2^25, 2 dims (the symbol limit)", _container_with({"count": 2**25})),
+                ("count 4 (one fewer)", _container_with({"count": 4})), ("count 6", _container_with({"count": 6})),
+                ("range payload truncated", _container_with({}, payload=_payload(c["range"])[:-4])),
+                ("range payload extended", _container_with({}, payload=_payload(c["range"]) + b"\0" * 4)),
+                ("range payload random", _container_with({}, payload=random.Random(0).randbytes(len(_payload(c["range"]))))),
+                ("zlib, count 2^20", _container_with({"count": 2**20, "method": "zlib"},
+                                                     payload=zlib.compress(b"\0" * 2**21, 9))),
+                ("scale 3e38, offset 3e38", _container_with({"scale": 3e38, "offset": 3e38})),
+                ("scale 0", _container_with({"scale": 0.0, "offset": 0.0})),
+                ("offset 1e308", _container_with({"scale": 1.0, "offset": 1e308})),
+                ("scale without offset", _container_with({"scale": 2.0})),
+                ("bits 8 (the codec has 4)", _container_with({"bits": 8})),
+                ("shape [1048576]", _container_with({"shape": [2**20]}))]],
         ]),
     ]
     return out
 
 
-def _edit_config(ck: dict, **changes) -> bytes:
-    """config.json with fields changed and its checksum recomputed (a careful forger)."""
+def _edit_config(ck: dict, *, recompute: bool = True, **changes) -> bytes:
+    """config.json with fields changed and (recompute) its checksum recomputed, as a careful forger would."""
     from aekit.checkpoint import config_sha256
 
     meta = json.loads(ck["config.json"])
     meta["config"].update(changes)
-    meta["config_sha256"] = config_sha256(meta)
+    if recompute:
+        meta["config_sha256"] = config_sha256(meta)
     return json.dumps(meta).encode()
+
+
+def _edit_state(data: bytes, **changes) -> bytes:
+    """state.json with fields changed and its own checksum (meta_sha256) recomputed."""
+    import hashlib
+
+    meta = json.loads(data)
+    meta.pop("meta_sha256", None)
+    meta.update(changes)
+    meta["meta_sha256"] = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    return json.dumps(meta).encode()
+
+
+def _payload(container: bytes) -> bytes:
+    from aekit.compression.container import _PREFIX
+
+    n = _PREFIX.unpack(container[:_PREFIX.size])[2]
+    return container[_PREFIX.size + n + 4:]
 
 
 def _load_checkpoint(folder: Path):
@@ -472,11 +587,19 @@ class Outcome:
         return self.kind not in ("ok", "aekit-error")
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> None:
+def write_files(folder: Path, files: dict[str, bytes | Special]) -> None:
     for rel, data in files.items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        if isinstance(data, Special):
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            if data.kind == "fifo":
+                os.mkfifo(path)
+            else:
+                path.symlink_to(data.target)
+        else:
+            path.write_bytes(data)
 
 
 def _status_kib(field_name: str) -> int:
@@ -499,6 +622,17 @@ def _reset_peak_rss() -> int | None:
 
 def _peak_rss() -> int:
     return _status_kib("VmHWM")
+
+
+_LIFETIME_PEAK = [0]
+
+
+def _peak_rss_lifetime() -> int:
+    """The largest resident size this process reached at any load (VmHWM is reset before each)."""
+    try:
+        return max(_LIFETIME_PEAK[0], _peak_rss())
+    except OSError:
+        return _LIFETIME_PEAK[0]
 
 
 def check_outcome(target: Target, folder: Path, marker: Path) -> Outcome:
@@ -531,6 +665,8 @@ def check_outcome(target: Target, folder: Path, marker: Path) -> Outcome:
             del os.environ[BUDGET_VAR]
         else:
             os.environ[BUDGET_VAR] = budget
+    if rss_before is not None:
+        _LIFETIME_PEAK[0] = max(_LIFETIME_PEAK[0], _peak_rss())
     growth = max(0, _peak_rss() - rss_before) if rss_before is not None else peak
     outcome.peak_bytes, outcome.rss_growth = peak, growth
     if growth > MEMORY_LIMIT and not outcome.is_finding:

@@ -146,3 +146,24 @@ def test_mutated_files_give_only_aekit_errors(name, data):
     mutated = data.draw(_mutations(target.seed[target.mutated]), label=target.mutated)
     outcome = run(target, {target.mutated: mutated})
     assert_clean(outcome, f"{name} ({len(mutated)} bytes: {mutated[:64]!r})")
+
+
+def test_the_fuzz_benchmark_runs_small_and_finds_nothing():
+    """benchmarks/fuzz_loaders.py itself, a few inputs per loader of two targets, --smoke (no results file)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_loaders.py"
+    results = script.parent / "results" / "fuzz_loaders.json"
+    before = results.read_bytes() if results.exists() else None
+    proc = subprocess.run([sys.executable, str(script), "--per-target", "3", "--chunk", "3", "--smoke",
+                           "--only", "container"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["inputs tried"] == len(TARGETS["container (.aekc)"].crafted) + 3
+    assert summary["tracebacks (other exceptions)"] == summary["hangs"] == summary["crashes"] == 0
+    assert not summary["code executed"]
+    assert (results.read_bytes() if results.exists() else None) == before  # a smoke run publishes nothing

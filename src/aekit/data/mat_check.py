@@ -17,7 +17,7 @@ import struct
 import zlib
 
 from aekit.errors import DataError
-from aekit.memory_budget import array_cost, check_budget, memory_budget
+from aekit.memory_budget import array_cost, check_budget
 
 MAX_ARRAY_BYTES = 4 * 1024**3  # as for .npy / IDX
 # miType -> item size (bytes); 14 miMATRIX and 15 miCOMPRESSED are containers
@@ -84,15 +84,23 @@ class _Walker:
         return out
 
     def compressed(self, payload: bytes, *, depth: int) -> None:
+        """Inflate a compressed element no further than the size its own first tag declares (and the budget)."""
         dec = zlib.decompressobj()
-        limit = min(MAX_ARRAY_BYTES, memory_budget() // 2)  # inflated once here, once more by SciPy
         try:
-            raw = dec.decompress(payload, limit + 1)
+            head = dec.decompress(payload, 8)  # the inner element's tag: its type and size
+            if len(head) < 8:
+                self.fail("a compressed element holds less than one element tag")
+            first, second = struct.unpack_from(self.e + "II", head, 0)
+            declared = 8 if first >> 16 else 8 + second + (-second % 8)
+            if declared > MAX_ARRAY_BYTES:
+                self.fail(f"a compressed element declares {declared} bytes, more than {MAX_ARRAY_BYTES}")
+            # inflated here once, and once more by SciPy
+            check_budget(2 * declared, what=f"{self.source}: a compressed .mat element of {declared} bytes")
+            raw = head + dec.decompress(dec.unconsumed_tail, declared - 8 + 1)
         except zlib.error as exc:
             self.fail(f"a compressed element is corrupted ({exc})")
-        if len(raw) > limit:
-            check_budget(2 * (len(raw) + len(dec.unconsumed_tail)), what=f"{self.source}: a compressed .mat element")
-            self.fail(f"a compressed element inflates to more than {limit} bytes")
+        if len(raw) > declared:
+            self.fail(f"a compressed element inflates to more than the {declared} bytes its tag declares")
         self.elements(raw, 0, len(raw), depth=depth)
 
     def matrix(self, buf: bytes, start: int, end: int, *, depth: int) -> None:
