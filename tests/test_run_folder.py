@@ -296,3 +296,33 @@ def test_hostile_run_json_is_a_one_line_error_before_anything_is_built(data, tmp
     if edit == "huge hidden":
         assert "memory" in line or "parameters" in line
     assert time.perf_counter() - t0 < 30
+
+
+def test_resume_into_a_folder_with_no_run_yet_starts_it_with_its_own_command(data, tmp_path):
+    run = tmp_path / "run"  # killed before it wrote anything: the same command with --resume starts it
+    code, err = train(data, run, "--epochs", "1", "--resume")
+    assert code == 0, err
+    assert "holds no run yet" in err and (run / "checkpoints" / "epoch-00001").is_dir()
+
+
+def test_single_bit_flips_of_config_json_never_change_the_model_silently(tmp_path):
+    """300 seeded single-bit flips: each is refused, or loads the very same model (a flip in whitespace)."""
+    import random
+
+    model = aekit.build("vae", input_shape=(6,), hidden=[4], latent_dim=2, seed=0)
+    aekit.save(model, tmp_path / "m")
+    good = (tmp_path / "m" / "config.json").read_bytes()
+    rng = random.Random(18)
+    silent = []
+    for _ in range(300):
+        bit = rng.randrange(8 * len(good))
+        flipped = bytearray(good)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        (tmp_path / "m" / "config.json").write_bytes(bytes(flipped))
+        try:
+            loaded = aekit.load(tmp_path / "m")
+        except CheckpointError:
+            continue
+        if loaded.config != model.config:
+            silent.append(bit)
+    assert silent == []
