@@ -163,7 +163,8 @@ def test_mid_epoch_resume_is_exact_with_noise_binarization_and_a_dataset(tmp_pat
 
 
 def test_checkpoint_every_parses_steps_and_durations():
-    assert parse_checkpoint_every(None) == (None, None)
+    assert parse_checkpoint_every(None) == parse_checkpoint_every("off") == (None, None)
+    assert TrainConfig().checkpoint_every == "10m"  # by default a kill on large data loses at most ten minutes
     assert parse_checkpoint_every(100) == (100, None)
     assert parse_checkpoint_every("100") == (100, None)
     assert parse_checkpoint_every("10m") == (None, 600.0)

@@ -70,7 +70,7 @@ class TrainConfig:
     num_workers: int = 0  # streaming path only
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
     deterministic: bool = False  # GPU: deterministic cuDNN kernels, so resume is bit-exact for conv models too
-    checkpoint_every: int | str | None = None  # also checkpoint inside epochs: every N steps, or a duration '10m'
+    checkpoint_every: int | str | None = "10m"  # also checkpoint inside epochs: every N steps, or a duration; None: off
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -113,12 +113,12 @@ _UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_checkpoint_every(value) -> tuple[int | None, float | None]:
-    """checkpoint_every -> (steps, seconds): N (an int or a string of digits) steps, or '250ms', '90s', '10m', '2h'."""
+    """checkpoint_every -> (steps, seconds): N (an int or a string of digits) steps, '250ms', '90s', '10m', '2h', or 'off'."""
     def bad():
-        raise ConfigError(f"checkpoint_every must be a positive number of steps (e.g. 500) or a duration such as "
-                          f"'90s', '10m' or '1h'; got {value!r}.")
+        raise ConfigError(f"checkpoint_every must be a positive number of steps (e.g. 500), a duration such as "
+                          f"'90s', '10m' or '1h', or 'off'; got {value!r}.")
 
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
         return None, None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         bad()

@@ -70,8 +70,8 @@ def add_train_parser(sub) -> None:
     g.add_argument("--binarize", choices=BINARIZE, default=None, help="binarize inputs: none, dynamic, threshold")
     g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
     g.add_argument("--checkpoint-every", default=None, metavar="N|DURATION",
-                   help="also checkpoint inside epochs, every N steps or every DURATION (90s, 10m, 1h); "
-                        "--resume continues from the newest, bit-identical (default: at epoch ends only)")
+                   help="also checkpoint inside epochs, every N steps or every DURATION (90s, 10m, 1h), or off; "
+                        "--resume continues from the newest, bit-identical (default: 10m; epoch ends always)")
     g.add_argument("--seed", type=int, default=None, help="seed for weights, shuffling and noise (default: 0)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs")
     g.add_argument("--device", default=None, help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
