@@ -66,3 +66,21 @@ def test_evaluate_max_samples_scores_a_subset(vae):
     assert result["n_samples"] == 7 and "7 random rows" in result["data"]
     code, out, _ = run(["evaluate", vae, "--json", "--max-samples", "7"], tty=False)
     assert json.loads(out) == result  # a seeded subset: the same rows every time
+
+
+def test_fit_shows_its_bar_in_a_notebook(monkeypatch):
+    """Jupyter's stderr is no terminal, yet a notebook user wants the bar (tqdm.auto picks its form)."""
+    import sys
+    import types
+
+    class ZMQInteractiveShell:  # what IPython.get_ipython() returns inside a Jupyter kernel
+        config: dict = {}
+
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: ZMQInteractiveShell()
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    model = aekit.build("ae", input_shape=(6,), latent_dim=2, hidden=[8], seed=0)
+    aekit.fit(model, torch.rand(600, 6), epochs=1, batch_size=8)
+    assert "epoch 1/1" in err.getvalue()

@@ -14,7 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 import aekit
 from aekit.errors import AekitWarning, ShortRunWarning
-from aekit.train import MIN_STEPS, TrainConfig, make_schedule
+from aekit import train as train_module
+from aekit.train import TrainConfig, make_schedule
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_the_command_warns_in_one_line_and_records_the_fraction(wine, tmp_path):
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("aekit: warning: ")
-    assert "too few to learn" in lines[0] and str(MIN_STEPS) in lines[0]
+    assert "too few to learn" in lines[0] and f"fewer than {train_module.MIN_STEPS}" in lines[0]
     train = json.loads((tmp_path / "r" / "run.json").read_text())["train"]
     assert train["warmup_fraction"] == 0.4 and train["warmup_max_steps"] == 200 and train["warmup_steps"] is None
 
