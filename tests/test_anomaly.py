@@ -346,3 +346,19 @@ def test_detect_without_calibration_needs_contamination():
     assert result.calibrated_on == "scored data" and int(result.labels.sum()) == 5
     with pytest.raises(ConfigError, match="needs held-out normal data"):
         detect(model, x, quantile=0.9)
+
+
+def test_detect_max_samples_keeps_the_data_row_numbers(planted, tmp_path):
+    from cli_helpers import cli
+
+    code, out, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.1",
+                         "--max-samples", "40", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    table = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    rows = table[:, 0].astype(int)
+    assert len(rows) == 40 and np.all(np.diff(rows) > 0) and rows.max() < 200 and rows.max() >= 40
+    code, _, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.1",
+                       "--out", tmp_path / "all.csv")
+    assert code == 0, err
+    full = np.loadtxt(tmp_path / "all.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table[:, 1], full[rows, 1], rtol=1e-6)  # the same rows, the same scores

@@ -32,11 +32,18 @@ def load_run(run_dir) -> tuple[torch.nn.Module, dict]:
     return model, info
 
 
+def subset_rows(n: int, max_samples: int | None, *, seed: int = 0) -> torch.Tensor:
+    """(m,) int64 row numbers: a seeded random choice of max_samples of n rows, in increasing order (all when fewer)."""
+    if max_samples is None or n <= max_samples:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_samples].sort().values
+
+
 def subset(x: torch.Tensor, y: torch.Tensor | None, max_samples: int | None, *, seed: int = 0):
-    """(x, y) cut to a seeded random choice of max_samples rows, kept in their order; as given when shorter."""
+    """(x, y) cut to subset_rows; as given when there are no more rows than max_samples."""
     if max_samples is None or x.shape[0] <= max_samples:
         return x, y
-    keep = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:max_samples].sort().values
+    keep = subset_rows(x.shape[0], max_samples, seed=seed)
     return x[keep], (None if y is None else y[keep])
 
 

@@ -28,7 +28,7 @@ from ..anomaly import DEFAULT_SAMPLES, SCORES, binary_truth, check_level, detect
 from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
-from ..runs import load_run, run_data
+from ..runs import load_run, run_data, subset_rows
 from .inspect_cmd import _save_npy, batched, image_grid
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -96,8 +96,9 @@ def calibration_data(info: dict, model, *, source: str | None, data_dir: str | N
     return x, what
 
 
-def _write_csv(path: Path, scores: np.ndarray, labels: np.ndarray) -> None:
-    lines = ["index,score,label"] + [f"{i},{float(s)!r},{int(k)}" for i, (s, k) in enumerate(zip(scores, labels))]
+def _write_csv(path: Path, scores: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> None:
+    """index (the row of the data), score, label per scored row."""
+    lines = ["index,score,label"] + [f"{int(i)},{float(s)!r},{int(k)}" for i, s, k in zip(rows, scores, labels)]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -136,8 +137,11 @@ def run_detect(args) -> int:
     recorded = str((info.get("data") or {}).get("source") or "")
     if args.data is None and split is None and recorded and recorded.strip().lower() not in NAMED_SOURCES:
         split = "all"  # no --data: every row of the run's own file, in file order
-    x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=split, model=model,
-                             max_samples=args.max_samples)
+    x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=split, model=model)
+    rows = subset_rows(x.shape[0], args.max_samples)  # the CSV's index: row numbers of the data, also in a subset
+    if rows.shape[0] < x.shape[0]:
+        x, y = x[rows], (None if y is None else y[rows])
+        what = f"{what}, {rows.shape[0]} random rows"
     if args.normal_classes is not None and y is None:
         raise ConfigError(f"--normal-classes needs labels, but {what} has none.")
     if args.contamination is not None and args.calibration is None:
@@ -152,7 +156,7 @@ def run_detect(args) -> int:
     result = detect(model, x, x_cal, score=args.score, quantile=args.quantile, contamination=args.contamination,
                     samples=args.samples, seed=args.seed, truth=truth)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(out, result.scores, result.labels)
+    _write_csv(out, result.scores, result.labels, rows.numpy())
     summary = {"data": what, "calibration": cal_what, "out": str(out), **result.summary()}
     if args.maps is not None:
         summary["maps"] = _write_maps(Path(args.maps), model, x, result.scores, args.png)
