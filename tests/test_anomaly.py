@@ -268,7 +268,7 @@ def test_detect_images_with_maps_and_png(tmp_path):
 def test_detect_option_errors(table_files, tmp_path, extra, match):
     root, _ = table_files
     code, _, err = cli("detect", root / "run", "--data", root / "data.npy", "--out", tmp_path / "s.csv", *extra)
-    assert code == 1 and match in err and "Traceback" not in err
+    assert code == 2 and match in err and "Traceback" not in err
 
 
 def test_detect_data_errors(table_files, tmp_path):
@@ -280,9 +280,85 @@ def test_detect_data_errors(table_files, tmp_path):
     code, _, err = cli("detect", tmp_path / "norun", "--data", root / "data.npy", "--out", tmp_path / "s.csv")
     assert code == 1 and "does not exist" in err
     code, _, err = cli("detect", root / "run", "--data", root / "data.npy", "--out", tmp_path / "s.txt")
-    assert code == 1 and "--out must end in .csv" in err
+    assert code == 2 and "--out must end in .csv" in err
     code, _, err = cli("detect", root / "run", "--data", root / "data.npy", "--out", tmp_path / "s.csv",
                        "--png", "2", "--maps", tmp_path / "m")
-    assert code == 1 and "--png needs an image model" in err
+    assert code == 2 and "--png needs an image model" in err
     code, _, err = cli("detect", root / "run", "--data", root / "data.npy", "--out", tmp_path / "s.csv", "--contaminaton", "0.1")
     assert code == 2 and "Did you mean '--contamination'" in err
+
+
+# ---------------------------------------------------------------------- contamination, as scikit-learn means it
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A run trained on rank-2 tables (8 features) and a file to score: 192 normal rows and 8 planted outliers."""
+    from cli_helpers import cli
+
+    root = tmp_path_factory.mktemp("planted")
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(2, 8))
+
+    def normal(n):
+        return (rng.normal(size=(n, 2)) @ basis + 0.05 * rng.normal(size=(n, 8))).astype(np.float32)
+
+    np.save(root / "train.npy", normal(400))
+    x = np.concatenate([normal(192), (4.0 * rng.normal(size=(8, 8))).astype(np.float32)])
+    y = np.r_[np.zeros(192), np.ones(8)].astype(np.int64)  # 1 = outlier, the ODDS convention
+    np.savez(root / "scored.npz", x=x, y=y)
+    code, _, err = cli("train", "ae", "--data", root / "train.npy", "--latent-dim", "2", "--hidden", "16",
+                       "--epochs", "40", "--batch-size", "32", "--quiet", "--out", root / "run")
+    assert code == 0, err
+    return root
+
+
+def test_contamination_applies_to_the_scored_data(planted, tmp_path):
+    from cli_helpers import cli
+
+    code, out, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.04",
+                         "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["auroc"] == 1.0
+    assert summary["calibrated_on"] == "scored data" and summary["n_calibration"] == 200
+    assert "the scored data" in summary["calibration"] and "the scored data" in err
+    labels = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)[:, 2]
+    assert labels[192:].sum() == 8 and labels[:192].sum() == 0  # exactly the 8 planted outliers
+
+
+def test_a_calibration_set_keeps_its_meaning(planted, tmp_path):
+    from cli_helpers import cli
+
+    code, out, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--quantile", "0.99",
+                         "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["calibrated_on"] == "held-out data" and "[val]" in summary["calibration"]
+    code, out, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.04",
+                         "--calibration", planted / "train.npy", "--out", tmp_path / "s2.csv")
+    assert code == 0, err
+    assert json.loads(out)["calibrated_on"] == "held-out data"
+
+
+def test_detect_without_calibration_needs_contamination():
+    model = aekit.build("ae", input_shape=(4,), latent_dim=2, hidden=[4], seed=0).eval()
+    x = torch.rand(50, 4)
+    result = detect(model, x, contamination=0.1)
+    assert result.calibrated_on == "scored data" and int(result.labels.sum()) == 5
+    with pytest.raises(ConfigError, match="needs held-out normal data"):
+        detect(model, x, quantile=0.9)
+
+
+def test_detect_max_samples_keeps_the_data_row_numbers(planted, tmp_path):
+    from cli_helpers import cli
+
+    code, out, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.1",
+                         "--max-samples", "40", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    table = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    rows = table[:, 0].astype(int)
+    assert len(rows) == 40 and np.all(np.diff(rows) > 0) and rows.max() < 200 and rows.max() >= 40
+    code, _, err = cli("detect", planted / "run", "--data", planted / "scored.npz", "--contamination", "0.1",
+                       "--out", tmp_path / "all.csv")
+    assert code == 0, err
+    full = np.loadtxt(tmp_path / "all.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table[:, 1], full[rows, 1], rtol=1e-6)  # the same rows, the same scores

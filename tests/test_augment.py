@@ -160,16 +160,16 @@ def test_cli_augment_from_a_vae_perturbs_training_samples(runs, tmp_path):
 def test_cli_augment_errors(runs, tmp_path):
     out = tmp_path / "syn.npz"
     code, _, err = cli("augment", runs / "cvae", "-n", "5", "--label", "10", "--out", out)
-    assert code == 1 and "0..9" in err
+    assert code == 2 and "0..9" in err
     code, _, err = cli("augment", runs / "ae", "-n", "5", "--out", out)
-    assert code == 1 and "VAE" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "VAE" in err and len(err.strip().splitlines()) == 1
     unlabelled = tmp_path / "x.npy"
     np.save(unlabelled, np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32))
     code, _, err = cli("augment", runs / "vae", "-n", "5", "--data", unlabelled, "--out", out)
     assert code == 1 and "x.npy" in err and "labels" in err
     code, _, err = cli("augment", runs / "vae", "-n", "5", "--out", tmp_path / "syn.npy")
-    assert code == 1 and ".npz" in err
+    assert code == 2 and ".npz" in err
     code, _, err = cli("augment", runs / "vae", "-n", "5", "--method", "prior", "--out", out)
-    assert code == 1 and "conditional" in err
+    assert code == 2 and "conditional" in err
     code, _, err = cli("augment", runs / "vae", "--out", out)
     assert code == 2 and "-n" in err

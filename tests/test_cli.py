@@ -129,7 +129,7 @@ def test_evaluate_split_option(runs):
     assert result["n_samples"] == val.shape[0]
     assert result["mse_per_pixel"] == pytest.approx(own_mse(aekit.load(runs["ae"]), val), rel=1e-9)
     code, _, err = cli("evaluate", runs["ae"], "--split", "tset")
-    assert code == 1 and "Did you mean 'test'" in one_line_error(err)
+    assert code == 2 and "Did you mean 'test'" in one_line_error(err)
 
 
 def test_evaluate_vae_reports_elbo_and_kl(runs):
@@ -161,7 +161,7 @@ def test_encode_writes_codes(runs, tmp_path):
         expected = aekit.load(runs["ae"]).encode(x).numpy()
     np.testing.assert_allclose(z, expected, rtol=1e-6, atol=1e-6)
     code, _, err = cli("encode", runs["ae"], "--out", tmp_path / "z.txt")
-    assert code == 1 and ".npy" in one_line_error(err)
+    assert code == 2 and ".npy" in one_line_error(err)
 
 
 def test_reconstruct_writes_the_units_of_the_loaded_data(runs, tmp_path):
@@ -171,7 +171,7 @@ def test_reconstruct_writes_the_units_of_the_loaded_data(runs, tmp_path):
     assert r.shape == (120, 1, 8, 8)
     x = torch.from_numpy(raw.astype(np.float32) / 255.0)[:, None]
     with torch.no_grad():
-        expected = aekit.load(runs["file"]).reconstruct(x).numpy() * 255.0
+        expected = aekit.load(runs["file"]).reconstruct(x).clamp(0, 1).numpy() * 255.0  # image units, clipped
     np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-3)
     assert r.max() > 2.0, "values must be on the file's 0..255 scale, not in [0, 1]"
     # without --data: the run's own file, its held-out validation rows
@@ -182,7 +182,10 @@ def test_reconstruct_writes_the_units_of_the_loaded_data(runs, tmp_path):
 def test_sample_from_a_vae(runs, tmp_path):
     ok("sample", runs["vae"], "-n", 5, "--out", tmp_path / "s.npy")
     s = np.load(tmp_path / "s.npy")
-    assert s.shape == (5, 1, 8, 8) and s.min() >= 0 and s.max() <= 1
+    assert s.shape == (5, 1, 8, 8) and s.min() >= 0 and s.max() <= 16  # the units of digits: 0..16
+    with torch.no_grad():
+        expected = aekit.load(runs["vae"]).sample(5, generator=torch.Generator().manual_seed(0)).clamp(0, 1) * 16
+    np.testing.assert_allclose(s, expected.numpy(), rtol=1e-6, atol=1e-5)
     ok("sample", runs["vae"], "-n", 5, "--out", tmp_path / "again.npy")
     np.testing.assert_array_equal(s, np.load(tmp_path / "again.npy"))  # --seed 0 by default
     ok("sample", runs["vae"], "-n", 5, "--seed", 1, "--out", tmp_path / "other.npy")
@@ -199,7 +202,7 @@ def test_sample_from_a_vae(runs, tmp_path):
 
 def test_sample_from_an_ae_fails_with_one_line(runs, tmp_path):
     code, _, err = cli("sample", runs["ae"], "-n", 5, "--out", tmp_path / "s.npy")
-    assert code == 1
+    assert code == 2
     assert "gaussian" in one_line_error(err)
     assert not (tmp_path / "s.npy").exists()
 
@@ -208,7 +211,7 @@ def test_real_subprocess_exit_codes_and_one_line_errors(runs, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "aekit", "sample", str(runs["ae"]), "-n", "5", "--out",
                            str(tmp_path / "s.npy")], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "gaussian" in one_line_error(proc.stderr)
     proc = subprocess.run([sys.executable, "-m", "aekit", "train", "ae", "--data", "digits", "--lattent-dim", "3",
                            "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=120)
@@ -237,7 +240,7 @@ def test_training_into_an_existing_run_is_refused(runs):
     run = runs["ae"]
     before = {name: (run / name).read_bytes() for name in ("model.safetensors", "run.json", "history.json")}
     code, _, err = cli("train", "ae", "--data", "digits", *TINY, "--out", run)
-    assert code == 1
+    assert code == 2
     line = one_line_error(err)
     assert "--resume" in line and "--overwrite" in line
     assert {name: (run / name).read_bytes() for name in before} == before
@@ -351,7 +354,7 @@ def test_mistyped_option_did_you_mean(tmp_path, args, hint):
 
 def test_mistyped_variant_one_line_with_did_you_mean(tmp_path):
     code, _, err = cli("train", "vea", "--data", "digits", "--out", tmp_path / "r")
-    assert code == 1
+    assert code == 2
     assert "Did you mean 'vae'" in one_line_error(err)
     assert not (tmp_path / "r" / "run.json").exists()
 
@@ -374,13 +377,13 @@ def test_missing_data_file_names_the_file(tmp_path):
 ])
 def test_bad_model_options_are_one_line_errors(tmp_path, args, needle):
     code, _, err = cli("train", "ae", "--data", "digits", *TINY, *args, "--out", tmp_path / "r")
-    assert code == 1
+    assert code == 2
     assert needle in one_line_error(err)
 
 
 def test_missing_out_and_missing_run_dir(tmp_path):
     code, _, err = cli("train", "ae", "--data", "digits")
-    assert code == 1 and "--out" in one_line_error(err)
+    assert code == 2 and "--out" in one_line_error(err)
     code, _, err = cli("evaluate", tmp_path / "nothing")
     assert code == 1 and "does not exist" in one_line_error(err)
 
@@ -420,4 +423,4 @@ def test_demo_prints_a_table_and_writes_results(tmp_path):
     assert md.startswith("| model |") and "PCA (baseline)" in md
     assert (out_dir / "ae" / "model.safetensors").is_file() and (out_dir / "vae" / "run.json").is_file()
     code, _, err = cli("demo", "--epochs", 1, "--variants", "ae,vea", "--out", out_dir)
-    assert code == 1 and "Did you mean 'vae'" in one_line_error(err)
+    assert code == 2 and "Did you mean 'vae'" in one_line_error(err)

@@ -258,7 +258,7 @@ def test_cli_errors(tmp_path):
     f = tmp_path / "d.aekc"
     assert cli("compress", run, "--data", "digits", "--out", f, "--bits", "4")[0] == 0
     code, _, err = cli("compress", run, "--data", "digits", "--out", f, "--bits", "17")
-    assert code == 1 and "--bits" in err
+    assert code == 2 and "--bits" in err
     code, _, err = cli("compress", run, "--data", "digits", "--out", f, "--method", "lzmaa")
     assert code == 2 and "Did you mean 'lzma'" in err
     code, _, err = cli("decompress", other, f, "--out", tmp_path / "x.npy")

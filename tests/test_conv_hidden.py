@@ -83,7 +83,7 @@ def test_command_line_option(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["conv_hidden"] == [16, 8]
     code, _, err = cli("train", "ae", "--data", "digits", "--max-samples", "200", "--conv-hidden", "16",
                        "--epochs", "1", "--out", tmp_path / "bad", "--quiet")
-    assert code == 1 and "conv_hidden applies to backbone='conv' only" in err
+    assert code == 2 and "conv_hidden applies to backbone='conv' only" in err
 
 
 def test_the_annealed_recipe_has_the_papers_fc_layers_only_on_conv():

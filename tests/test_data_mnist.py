@@ -174,7 +174,11 @@ def test_download_bad_checksum_leaves_nothing(tmp_path, monkeypatch):
 
 def test_download_network_failure_names_the_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(dl, "_urlopen", FakeServer({}, fail_hosts=("http",)))
+    monkeypatch.setenv("AEKIT_DATA_DIR", str(tmp_path / "nowhere"))  # searched, then the download is tried
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(DataError, match=r"mnist.*searched .*nowhere.*download failed.*--data-dir"):
+        load_data("mnist")
+    with pytest.raises(DataError, match=r"data_dir .*nowhere.* does not exist"):  # given explicitly: refused
         load_data("mnist", data_dir=str(tmp_path / "nowhere"))
 
 

@@ -95,9 +95,9 @@ def test_cli_denoise_errors(tmp_path):
     run = tmp_path / "dae"
     assert cli("train", "dae", "--data", "digits", "--out", run, "--epochs", "1", "--hidden", "16", "--quiet")[0] == 0
     code, _, err = cli("denoise", run, "--data", "digits", "--out", tmp_path / "x.npy", "--noise", "gausian:0.3")
-    assert code == 1 and "Did you mean 'gaussian'" in err
+    assert code == 2 and "Did you mean 'gaussian'" in err
     code, _, err = cli("denoise", run, "--data", "digits", "--out", tmp_path / "x.png")
-    assert code == 1 and ".npy" in err
+    assert code == 2 and ".npy" in err
     code, _, err = cli("denoise", tmp_path / "nope", "--data", "digits", "--out", tmp_path / "x.npy")
     assert code == 1 and "does not exist" in err
     code, _, err = cli("denoise", run, "--out", tmp_path / "x.npy")

@@ -216,7 +216,7 @@ def test_train_records_the_capacity_options(tiny_run):
     assert info["data"]["source"] == "dsprites32" and info["dataset"]["shape"] == [1, 32, 32]
     code, _, err = cli("train", "beta_vae", "--data", "dsprites32", "--max-samples", "8", "--gamma", "3",
                        "--beta", "4", "--out", tiny_run / "bad")
-    assert code == 1 and "--gamma and --beta" in err
+    assert code == 2 and "--gamma and --beta" in err
 
 
 def test_disentangle_command_end_to_end(tiny_run):

@@ -151,7 +151,7 @@ def test_two_ranks_match_single_process_resume_and_agree_on_failures(tables):
         assert r["stderr"].strip().splitlines() == single_nan.strip().splitlines(), (r["stderr"], single_nan)
     # batch size 15 on 2 ranks: a clear error on every rank, nothing trained
     for r in indivisible:
-        assert r["code"] == 1 and "divisible by the number of processes (2)" in r["stderr"] and "--batch-size 14" in r["stderr"]
+        assert r["code"] == 2 and "divisible by the number of processes (2)" in r["stderr"] and "--batch-size 14" in r["stderr"]
     assert not (tmp / "ddp_bs" / "checkpoints").exists()
 
 

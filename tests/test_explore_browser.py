@@ -101,3 +101,36 @@ def test_explorer_page_end_to_end(url, browser):
                            .then(async r => [r.status, await r.json()])""")
     assert bad[0] == 400 and "within +-10000" in bad[1]["error"], json.dumps(bad)
     page.close()
+
+
+@pytest.fixture(scope="module")
+def url16(tmp_path_factory):
+    """The explorer of a 16-unit autoencoder: one slider per unit."""
+    import aekit
+    from aekit.checkpoint import atomic_write_json
+    from aekit.cli import make_parser
+    from aekit.cli.explore_cmd import open_server
+
+    run = tmp_path_factory.mktemp("explore16") / "run"
+    aekit.save(aekit.build("ae", input_shape=(1, 8, 8), hidden=[16], latent_dim=16, seed=0), run)
+    atomic_write_json(run / "run.json", {"variant": "ae", "data": {"source": "digits", "max_samples": 300}})
+    server = open_server(make_parser().parse_args(["explore", str(run), "--port", "0"]))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_slider_of_a_16_unit_code_is_in_view(url16, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url16, wait_until="load")
+    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=10000)
+    assert page.evaluate("document.querySelectorAll('#sliders input[type=range]').length") == 16
+    hidden = page.evaluate("""() => { const box = document.getElementById('sliders');
+        return box.scrollHeight - box.clientHeight; }""")
+    assert hidden <= 1, f"{hidden} px of the slider list are cut off"
+    last = page.locator("#z15").bounding_box()
+    panel = page.locator("#decoded-panel").bounding_box()
+    assert last is not None and last["y"] + last["height"] <= panel["y"] + panel["height"]
+    page.close()

@@ -72,7 +72,7 @@ def test_export_errors_are_one_line(tmp_path):
     code, _, err = cli("export", tmp_path / "missing", "--format", "onnx")
     assert code == 1 and "does not exist" in err and "Traceback" not in err
     code, _, err = cli("export", tmp_path, "--format", "onxx")
-    assert code == 1 and "--format must be one of 'onnx'; got 'onxx'. Did you mean 'onnx'?" in err
+    assert code == 2 and "--format must be one of 'onnx'; got 'onxx'. Did you mean 'onnx'?" in err
     code, _, err = cli("export", tmp_path, "--formt", "onnx")
     assert code == 2 and "Did you mean '--format'?" in err
 

@@ -17,20 +17,21 @@ from aekit.metrics import reconstruction_metrics
 
 MEAN_IMAGE_BASELINE = 0.0727
 EPOCHS = 40
-# variant -> (overrides, measured test MSE per pixel, threshold)
+# variant -> (overrides, measured test MSE per pixel, threshold); measured again when the default warm-up
+# became a share of the run (40 %, at most 200 steps: 192 of these 480-step runs instead of 200)
 GOLDEN = {
-    "ae": ({}, 0.00342, 0.0043),
-    "linear": ({}, 0.0335, 0.042),   # 8 linear codes: PCA-8 territory
-    "deep": ({}, 0.01256, 0.0157),
-    "conv": ({}, 0.0098, 0.0123),
-    "dae": ({}, 0.0126, 0.0158),
-    "sparse_l1": ({}, 0.00339, 0.0043),
-    "sparse_kl": ({}, 0.04227, 0.053),
-    "cae": ({}, 0.02648, 0.0331),
-    "vae": ({}, 0.03112, 0.039),
+    "ae": ({}, 0.00356, 0.0043),
+    "linear": ({}, 0.03351, 0.042),   # 8 linear codes: PCA-8 territory
+    "deep": ({}, 0.0134, 0.0157),
+    "conv": ({}, 0.00936, 0.0123),
+    "dae": ({}, 0.01242, 0.0158),
+    "sparse_l1": ({}, 0.00359, 0.0043),
+    "sparse_kl": ({}, 0.0428, 0.053),
+    "cae": ({}, 0.02658, 0.0331),
+    "vae": ({}, 0.03054, 0.039),
     # beta 4 outweighs the reconstruction of 64 grey pixels and the posterior collapses to the
     # mean image (measured 0.0727 = the baseline; beta 2 still gives 0.0571); beta 1.5 is the digits setting
-    "beta_vae": ({"beta": 1.5}, 0.04644, 0.058),
+    "beta_vae": ({"beta": 1.5}, 0.04536, 0.058),
 }
 
 

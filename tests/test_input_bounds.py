@@ -150,7 +150,7 @@ def test_aekit_train_on_a_huge_image_is_a_one_line_error(tmp_path, budget):
     np.save(tmp_path / "x.npy", np.zeros((2, 1, 1024, 1024), np.uint8))  # 2 MiB of data; a 1M-input first layer
     code, _, err = cli("train", "ae", "--data", tmp_path / "x.npy", "--out", tmp_path / "run", "--epochs", "1",
                        "--quiet", "--device", "cpu")
-    assert code == 1 and len(err.strip().splitlines()) == 1 and "--image-size" in err, err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--image-size" in err, err  # a ConfigError: usage
 
 
 # ---------------------------------------------------------------------- point 8: special files

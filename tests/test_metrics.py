@@ -99,7 +99,7 @@ def test_evaluate_iwae_and_probe_flags(tmp_path, no_fsync):
     code, _, err = cli("train", "ae", "--data", "digits", "--max-samples", "200", "--epochs", "1", "--hidden", "16",
                        "--latent-dim", "3", "--quiet", "--out", tmp_path / "ae")
     code, _, err = cli("evaluate", tmp_path / "ae", "--iwae-k", "10")
-    assert code == 1 and "--iwae-k needs a VAE" in err
+    assert code == 2 and "--iwae-k needs a VAE" in err
 
 
 def _small_trained_vae():

@@ -19,7 +19,7 @@ from aekit.cli import main
 from aekit.viz.report import PLOTS, Context
 
 TINY = ["--max-samples", "200", "--epochs", "2", "--hidden", "16", "--latent-dim", "3", "--quiet"]
-ALWAYS = ["config", "metrics", "diagnostics", "loss-curves", "latent-space"]
+ALWAYS = ["metrics", "config", "diagnostics", "loss-curves", "latent-space"]
 DECODING = ["manifold", "traversals", "interpolations"]
 EXPECTED = {  # plot sections per variant on digits (input (1, 8, 8))
     "ae": ["reconstructions", "loss-curves", "latent-space"] + DECODING,
@@ -110,7 +110,7 @@ def test_report_of_a_table_model(runs):
 
 def test_report_errors_are_one_line(runs, tmp_path):
     code, _, err = cli("report", runs["table"], "--out", tmp_path / "r.txt")
-    assert code == 1 and "--out must end in .html" in err
+    assert code == 2 and "--out must end in .html" in err
     code, _, err = cli("report", tmp_path / "missing")
     assert code == 1 and "does not exist" in err and "Traceback" not in err
 
@@ -121,7 +121,7 @@ def test_compare_a_run_dir_and_a_variant_trained_first(runs, tmp_path):
             "--latent-dim", "2", "--workdir", work, "--out", out]
     code, stdout, err = cli(*args)
     assert code == 0, err
-    assert stdout.split() == [str(out), str(tmp_path / "cmp.md")]
+    assert stdout.splitlines()[-1] == f"wrote {out} and {tmp_path / 'cmp.md'}"
     assert (work / "ae" / "model.safetensors").is_file() and (work / "ae" / "run.json").is_file()
     html = out.read_text()
     assert section_ids(html) == ["metrics", "reconstructions", "latent-space", "loss-curves", "diagnostics"]
@@ -133,11 +133,11 @@ def test_compare_a_run_dir_and_a_variant_trained_first(runs, tmp_path):
     with Image.open(tmp_path / "cmp_reconstructions.png") as im:
         assert im.size[0] > 100
     code, _, err = cli(*args)
-    assert code == 1 and "already holds a run" in err
+    assert code == 2 and "already holds a run" in err
     code, _, err = cli("compare", "vea", "--data", "digits", "--out", tmp_path / "x.html")
-    assert code == 1 and "Did you mean 'vae'" in err
+    assert code == 2 and "Did you mean 'vae'" in err
     code, _, err = cli("compare", "ae", "--out", tmp_path / "x.html")
-    assert code == 1 and "--data is required" in err
+    assert code == 2 and "--data is required" in err
 
 
 def test_demo_ends_with_a_comparison_page(tmp_path):
@@ -148,3 +148,17 @@ def test_demo_ends_with_a_comparison_page(tmp_path):
     assert str(page) in err
     html = page.read_text()
     assert "metrics" in section_ids(html) and check_images(html) == 3
+
+
+def test_report_leads_with_metrics_then_the_settings_that_matter(runs, tmp_path):
+    out = tmp_path / "r.html"
+    code, _, err = cli("report", runs["every"], "--out", out)
+    assert code == 0, err
+    html = out.read_text()
+    assert section_ids(html)[:2] == ["metrics", "config"]  # the numbers first, not a long option table
+    config = html.split('<section id="config">', 1)[1].split("</section>", 1)[0]
+    key, rest = config.split("<details>", 1)
+    keys = re.findall(r"<tr><th>([^<]+)</th>", key)
+    assert keys[:3] == ["variant", "input_shape", "latent_dim"] and "epochs" in keys and "data" in keys
+    assert len(keys) <= 20 and "keep_checkpoints" not in keys and "num_workers" not in keys
+    assert "keep_checkpoints" in rest and "Every recorded option" in rest  # all of it, folded away

@@ -55,3 +55,24 @@ def test_page_renders_every_image_without_errors(pages, browser, which):
     assert links == [f"#{s}" for s in sections]
     assert errors == []
     page.close()
+
+
+def test_comparison_page_fits_its_cards(pages, browser, tmp_path_factory):
+    """Six runs: the metrics table stays inside its card (scrolling sideways) and the plots form a grid,
+    not one column thousands of pixels tall."""
+    from aekit.viz.compare import write_comparison
+
+    run = Path(pages["report"]).parent / "run"
+    names = [f"run-{i}-with-a-long-name" for i in range(6)]
+    out = tmp_path_factory.mktemp("cmp6") / "compare.html"
+    write_comparison([run] * 6, names=names, out=out)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(out.resolve().as_uri(), wait_until="load")
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('section')).map(s =>
+        [s.id, s.scrollWidth, s.clientWidth, s.getBoundingClientRect().height])""")
+    for sid, scroll_width, client_width, _ in sizes:
+        assert scroll_width <= client_width + 1, f"section {sid!r} overflows its card"
+    height = {sid: h for sid, _, _, h in sizes}
+    assert height["latent-space"] < 1200, height  # 6 scatter plots in rows, not a 6000-px column
+    assert "PCA (baseline)" in page.inner_text("#metrics")
+    page.close()

@@ -50,7 +50,7 @@ def same_weights(a: Path, b: Path) -> bool:
 
 
 def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not line.startswith("aekit: warning: ")]
     assert len(lines) == 1 and lines[0].startswith("aekit: error: "), err
     return lines[0]
 

@@ -383,7 +383,7 @@ def test_cli_end_to_end(tmp_path, no_fsync):
                          "--epcohs", "1")
     assert code == 2 and "Did you mean" in err
     code, out, err = cli("segment", "train", "--images", data / "images", "--masks", data / "masks", "--out", run)
-    assert code == 1 and "--resume" in err
+    assert code == 2 and "--resume" in err
     code, out, err = cli("segment", "train", "--images", data / "images", "--masks", data / "masks", "--out", run,
                          "--augment", "flips")
     assert code == 2 and "flip" in err

@@ -164,7 +164,7 @@ def test_cli_classifier_needs_labels(tmp_path):
 
 def test_stacked_options_need_the_stacked_variant(tmp_path):
     code, _, err = cli("train", "ae", "--layers", "16", "--data", "digits", "--out", tmp_path / "r", "--quiet")
-    assert code == 1 and "--layers applies to variant 'stacked'" in err
+    assert code == 2 and "--layers applies to variant 'stacked'" in err
 
 
 def test_python_api_errors(digits):

@@ -15,11 +15,11 @@ badly, so a per-sample badness of fit is an anomaly score (higher = more anomalo
   closed form, and it is the true ELBO: beta = 1 whatever beta the model was trained with).
 - ``auto``: ``elbo`` for models with a Gaussian posterior, ``nll`` otherwise.
 
-The threshold is calibrated on scores of held-out data (the training run's validation split):
-the `quantile` q of those scores (a false-alarm rate of 1 - q on normal data), or, when the
-calibration data are believed to contain a fraction `contamination` of outliers (the
-scikit-learn convention), the 1 - contamination quantile. A sample is an outlier (label 1) when
-its score is strictly above the threshold.
+The threshold is either the `quantile` q of the scores of held-out normal data (the training
+run's validation split, or calibration data given): a false-alarm rate of 1 - q on normal data;
+or, with `contamination` c, the expected share of outliers (the scikit-learn convention), the
+1 - c quantile of the scores of the data being scored (of the calibration data, when given). A
+sample is an outlier (label 1) when its score is strictly above the threshold.
 
     scores = score_samples(model, x)                       # (N,)
     t = calibrate_threshold(score_samples(model, x_val), quantile=0.99)
@@ -68,7 +68,9 @@ def _check_samples(samples) -> int:
 def _check_batch(x, model) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    model.check_input(x[:1] if isinstance(x, torch.Tensor) and x.dim() > 0 else x, name="x")
+    x = model.as_input(x, name="x") if hasattr(model, "as_input") else x  # flattened images reshaped
+    if not hasattr(model, "as_input"):
+        model.check_input(x, name="x")
     if x.shape[0] == 0:
         raise DataError("x has no samples; anomaly scores need at least one input.")
     return x.float()
@@ -246,9 +248,11 @@ class Detection:
     n_calibration: int
     samples: int | None = None  # posterior draws per input for 'elbo'
     metrics: dict = field(default_factory=dict)  # AUROC / AP when ground truth was given
+    calibrated_on: str = "held-out data"  # or "scored data": contamination applied to x itself
 
     def summary(self) -> dict:
         out = {"score": self.score, "threshold": self.threshold, "method": self.method, "level": self.level,
+               "calibrated_on": self.calibrated_on,
                "n_calibration": self.n_calibration, "n_samples": int(self.scores.size),
                "n_flagged": int(self.labels.sum()), "flagged_fraction": float(self.labels.mean())}
         if self.samples is not None:
@@ -256,23 +260,34 @@ class Detection:
         return {**out, **self.metrics}
 
 
-def detect(model, x, calibration, *, score: str = "auto", quantile: float | None = None,
+def detect(model, x, calibration=None, *, score: str = "auto", quantile: float | None = None,
            contamination: float | None = None, samples: int = DEFAULT_SAMPLES, seed: int = 0, truth=None,
            batch_size: int = 1000) -> Detection:
-    """Score x, calibrate the threshold on the scores of `calibration` (held-out data), label x.
+    """Score x, calibrate the threshold, label x (1 = outlier: score above the threshold).
 
+    The threshold comes from the scores of `calibration` (held-out normal data) when it is given.
+    Without it, `contamination` applies to x itself, as in scikit-learn (the expected share of
+    outliers in the data being scored: the 1 - contamination quantile of x's scores); a `quantile`
+    needs calibration data. Detection.calibrated_on says which was used.
     truth: optional (N,) 0/1 ground truth (1 = outlier); adds AUROC and average precision.
     """
     method, level = check_level(quantile=quantile, contamination=contamination)
     name = resolve_score(model, score)
     options = dict(score=name, samples=samples, seed=seed, batch_size=batch_size)
-    cal = score_samples(model, calibration, **options).numpy()
-    threshold = calibrate_threshold(cal, **{method: level})
     s = score_samples(model, x, **options).numpy()
+    if calibration is None:
+        if method != "contamination":
+            raise ConfigError("a quantile threshold needs held-out normal data (calibration); without it, give "
+                              "contamination, the expected share of outliers in the scored data.")
+        cal, calibrated_on = s, "scored data"
+    else:
+        cal, calibrated_on = score_samples(model, calibration, **options).numpy(), "held-out data"
+    threshold = calibrate_threshold(cal, **{method: level})
     labels = (s > threshold).astype(np.int64)
     metrics = detection_metrics(s, truth) if truth is not None else {}
     return Detection(scores=s, labels=labels, threshold=threshold, score=name, method=method, level=level,
-                     n_calibration=int(cal.size), samples=samples if name == "elbo" else None, metrics=metrics)
+                     n_calibration=int(cal.size), samples=samples if name == "elbo" else None, metrics=metrics,
+                     calibrated_on=calibrated_on)
 
 
 def _normalize(maps: np.ndarray) -> np.ndarray:

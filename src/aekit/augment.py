@@ -82,7 +82,7 @@ def _from_posterior(model, n, *, x, y, label, temperature, generator, batch_size
     if x is None or y is None:
         missing = "labels y" if x is not None else "samples x and their labels y"
         raise DataError(f"method 'posterior' perturbs real labelled samples and keeps their labels: it needs {missing}.")
-    model.check_input(x[:1], name="x")
+    model.check_input(x, name="x")  # the whole shape in any message
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise DataError(f"y must hold one label per sample: expected shape ({x.shape[0]},); got {tuple(y.shape)}.")

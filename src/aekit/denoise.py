@@ -41,7 +41,7 @@ def denoise(model, x_noisy: torch.Tensor, *, batch_size: int = 1000) -> torch.Te
     if not isinstance(x_noisy, torch.Tensor):
         raise ShapeError(f"x_noisy must be a torch.Tensor; got {type(x_noisy).__name__}.")
     model.eval()
-    model.check_input(x_noisy[:1] if x_noisy.shape[0] else x_noisy, name="x_noisy")
+    model.check_input(x_noisy, name="x_noisy")  # the whole shape in any message
     if x_noisy.shape[0] == 0:
         return x_noisy.clone()
     return torch.cat([model.reconstruct(x_noisy[i:i + batch_size]) for i in range(0, x_noisy.shape[0], batch_size)])

@@ -35,6 +35,14 @@ class TrainingError(AekitError, RuntimeError):
     """Training could not go on (a NaN or inf loss, for example)."""
 
 
+class AekitWarning(UserWarning):
+    """Base class of aekit's warnings: something ran, but probably not as the user meant."""
+
+
+class ShortRunWarning(AekitWarning):
+    """A training run too short to learn much (like scikit-learn's ConvergenceWarning)."""
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
@@ -42,8 +50,11 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
-    """Raise ConfigError naming `name`, the allowed values and `value` unless value is allowed."""
-    choices = list(choices)
+    """Raise ConfigError naming `name`, the allowed values and `value` unless value is allowed.
+
+    The values are listed in the order given (a set: sorted), so the message never changes
+    from one run to the next."""
+    choices = sorted(choices, key=str) if isinstance(choices, (set, frozenset)) else list(choices)
     if value not in choices:
         raise ConfigError(
             f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}."

@@ -32,6 +32,7 @@ from . import __version__
 from .checkpoint import atomic_write_json
 from .errors import ConfigError, check_choice
 from .runs import load_run
+from .units import OutputUnits
 
 FORMATS = ("onnx",)
 META_NAME = "aekit-onnx.json"
@@ -169,6 +170,7 @@ def export_onnx(model: nn.Module, out_dir, *, run_info: dict | None = None) -> d
         "likelihood": model.likelihood.name, "decoder_output": "reconstruction mean"
         + (" (sigmoid of the Bernoulli logits)" if model.likelihood.name == "bernoulli" else ""),
         "graphs": graphs, "data": (info.get("dataset") or {}).get("name") or (info.get("data") or {}).get("source"),
+        "output_units": OutputUnits.from_run(info, model).to_dict(),  # x_mean is in model units: see aekit.units
         "max_abs_diff_vs_torch": _check_graphs(files, model),
     }
     atomic_write_json(out / META_NAME, meta)

@@ -11,6 +11,7 @@ unweighted) combined with `weights` give `loss` exactly: loss = sum_k weights[k]
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -94,6 +95,20 @@ class Autoencoder(nn.Module):
     def _join(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return h if c is None else torch.cat([h, c], dim=1)  # (B, F) + (B, K) -> (B, F + K)
 
+    def as_input(self, x, *, name: str = "x") -> torch.Tensor:
+        """x as the model takes it, (B, *input_shape): NumPy arrays and pandas frames become tensors (on the
+        model's device and dtype), and flattened images (B, C*H*W) are reshaped to (B, C, H, W)."""
+        if not isinstance(x, torch.Tensor):
+            from .inputs import as_float_tensor
+
+            p = next(self.parameters(), None)
+            x = as_float_tensor(x, name=name, dtype=p.dtype if p is not None else torch.float32,
+                                device=p.device if p is not None else None)
+        if len(self.input_shape) > 1 and x.dim() == 2 and x.shape[1] == math.prod(self.input_shape):
+            x = x.reshape(x.shape[0], *self.input_shape)  # (B, C*H*W) -> (B, C, H, W)
+        self.check_input(x, name=name)
+        return x
+
     def check_input(self, x: torch.Tensor, *, name: str = "x") -> None:
         if not isinstance(x, torch.Tensor):
             raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
@@ -112,7 +127,7 @@ class Autoencoder(nn.Module):
 
     # ----------------------------------------------------------------- pieces
     def encode_code(self, x: torch.Tensor, y=None) -> tuple[Code, list]:
-        self.check_input(x)
+        x = self.as_input(x)
         c = self._label(y, x)
         h, skips = self.encoder(x)  # (B, F), [skip maps]
         return self.bottleneck(self._join(h, c)), skips
@@ -137,14 +152,15 @@ class Autoencoder(nn.Module):
         return self.likelihood.mean(self.decode_params(z, skips, y=y))
 
     def reconstruct(self, x: torch.Tensor, y=None) -> torch.Tensor:
-        """Decode the deterministic code of clean x (no corruption, no sampling)."""
+        """Decode the deterministic code of clean x (no corruption, no sampling); (B, *input_shape)."""
+        x = self.as_input(x)
         code, skips = self.encode_code(x, y)
         return self.likelihood.mean(self.decoder(self._join(code.mean, self._label(y, x)), skips))
 
     # ----------------------------------------------------------------- training objective
     def forward(self, x: torch.Tensor, y=None) -> AEOutput:
         """The training objective on x; y: the labels (B,) of a conditional model (num_classes), else None."""
-        self.check_input(x)
+        x = self.as_input(x)
         c = self._label(y, x)  # (B, K) one-hot, or None
         x_in = self.corruption(x)  # (B, *shape); the clean x stays the target
         needs_grad = any(r.needs_input_grad and r.weight > 0 for r in self.regularizers.values())

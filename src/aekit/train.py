@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -37,13 +38,16 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, TrainingError, check_choice, did_you_mean
+from .errors import AekitWarning, ConfigError, ShortRunWarning, TrainingError, check_choice, did_you_mean
+from .inputs import as_float_tensor, is_array_like
 from .run_lock import RunLock
 from .train_checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle", "step")
 BINARIZE = ("none", "dynamic", "threshold")
+MIN_STEPS = 50  # fewer optimizer steps than this: a ShortRunWarning
+ADVISED_STEPS = 200  # what the warning advises: the models here need a few hundred steps
 
 
 @dataclass
@@ -58,7 +62,9 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     betas: tuple[float, float] = (0.9, 0.99)  # adam / adamw
     schedule: str = "cosine"  # none | cosine (with warmup, to 2% of lr) | onecycle | step (x0.1 at 1/2 and 3/4)
-    warmup_steps: int = 200
+    warmup_fraction: float = 0.4  # linear warm-up over this share of the run's total steps ...
+    warmup_max_steps: int | None = 200  # ... but at most this many (a long run warms up as it always did)
+    warmup_steps: int | None = None  # an absolute warm-up instead (runs recorded before warmup_fraction: 200)
     grad_clip: float | None = None  # max global gradient norm
     seed: int = 0
     early_stopping: int | None = None  # patience in epochs on the validation loss
@@ -96,13 +102,31 @@ class TrainConfig:
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
             raise ConfigError(f"betas must be two numbers in [0, 1); got {self.betas!r}.")
         self.betas = (float(betas[0]), float(betas[1]))
+        if not (isinstance(self.warmup_fraction, (int, float)) and not isinstance(self.warmup_fraction, bool)
+                and 0.0 <= self.warmup_fraction < 1.0):
+            raise ConfigError(f"warmup_fraction must be a number in [0, 1) (a share of the run's steps); "
+                              f"got {self.warmup_fraction!r}.")
+        for name in ("warmup_steps", "warmup_max_steps"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be an integer >= 0 or None; got {value!r}.")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
         parse_checkpoint_every(self.checkpoint_every)
 
+    def warmup_for(self, total_steps: int) -> int:
+        """Warm-up steps of a run of total_steps: warmup_steps when set, else warmup_fraction of the run,
+        at most warmup_max_steps."""
+        warm = self.warmup_steps
+        if warm is None:
+            warm = round(self.warmup_fraction * total_steps)
+            if self.warmup_max_steps is not None:
+                warm = min(warm, self.warmup_max_steps)
+        return max(0, min(int(warm), max(1, total_steps) - 1))
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
+        names = [f.name for f in fields(cls)]  # in declaration order, so error messages list them the same way
         for key in d:
             check_choice("training option", key, names)
         return cls(**d)
@@ -155,7 +179,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
     total = max(1, total_steps)
-    warm = max(0, min(cfg.warmup_steps, total - 1))
+    warm = cfg.warmup_for(total)
     if cfg.schedule == "none" and warm == 0:
         return None
     if cfg.schedule == "onecycle":
@@ -239,10 +263,15 @@ class Trainer(CheckpointMixin):
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if is_array_like(x):
+            x = as_float_tensor(x, name=name)  # a NumPy array or a pandas DataFrame
         if not isinstance(x, torch.Tensor):
-            raise ConfigError(f"{name} must be a torch.Tensor or a torch Dataset; got {type(x).__name__}.")
-        if hasattr(self.model, "check_input"):
-            self.model.check_input(x[:1], name=name)
+            raise ConfigError(f"{name} must be a torch.Tensor, a NumPy array, a pandas DataFrame or a torch Dataset; "
+                              f"got {type(x).__name__}.")
+        if hasattr(self.model, "as_input"):
+            x = self.model.as_input(x, name=name)  # flattened images are reshaped; a bad shape is named in full
+        elif hasattr(self.model, "check_input"):
+            self.model.check_input(x, name=name)
         x = x.float().contiguous().to(self.device)  # the whole split lives on the device: batches are slices
         if not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
@@ -313,6 +342,10 @@ class Trainer(CheckpointMixin):
 
         y_train, y_val: the labels (N,) of a conditional model (num_classes); a Dataset yields (x, y) instead.
         """
+        if is_array_like(train):
+            train = as_float_tensor(train, name="train")
+        if val is not None and is_array_like(val):
+            val = as_float_tensor(val, name="val")
         streaming = not isinstance(train, torch.Tensor)
         if streaming:
             if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
@@ -334,6 +367,7 @@ class Trainer(CheckpointMixin):
         if streaming and y_train is not None:
             raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
         steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
+        self._warn_about_size(n_train, steps_per_epoch)
         self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
         with self._run_lock():
             return self._fit_locked(train, val, resume=resume, streaming=streaming, y_train=y_train, y_val=y_val,
@@ -408,6 +442,21 @@ class Trainer(CheckpointMixin):
         result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
         result.seconds = self.elapsed
         return result
+
+    def _warn_about_size(self, n_train: int, steps_per_epoch: int) -> None:
+        """An AekitWarning when the batch exceeds the data; a ShortRunWarning when the run has too few steps."""
+        cfg = self.cfg
+        if cfg.batch_size > n_train:
+            warnings.warn(AekitWarning(
+                f"batch_size={cfg.batch_size} is larger than the {n_train} training samples: every step uses "
+                f"all {n_train} (one batch per epoch)."), stacklevel=3)
+        total = steps_per_epoch * cfg.epochs
+        if total < MIN_STEPS:
+            hint = max(1, math.ceil(ADVISED_STEPS / steps_per_epoch))
+            warnings.warn(ShortRunWarning(
+                f"this run takes only {total} optimizer steps ({cfg.epochs} epochs of {steps_per_epoch} batches of "
+                f"up to {cfg.batch_size} from {n_train} samples), too few to learn much (fewer than {MIN_STEPS}); "
+                f"raise epochs (to about {hint}, {ADVISED_STEPS} steps) or lower batch_size."), stacklevel=3)
 
     def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
         model, opt = self.model, self.optimizer
@@ -516,8 +565,9 @@ class Trainer(CheckpointMixin):
 
     # ------------------------------------------------------------------ logging
     def _progress(self, total: int):
-        show = self.cfg.progress if self.cfg.progress is not None else sys.stderr.isatty()
-        if not show:
+        from .progress import wanted
+
+        if not wanted(self.cfg.progress):  # None: a terminal or a notebook
             return None
         from tqdm.auto import tqdm
 
@@ -553,8 +603,60 @@ class Trainer(CheckpointMixin):
         ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
 
 
-def fit(model: nn.Module, train_data, val_data=None, *, out_dir=None, resume: bool = False,
-        callbacks=None, y_train=None, y_val=None, **options) -> TrainResult:
-    """One-call training: aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir='run')."""
-    trainer = Trainer(model, TrainConfig.from_dict(options), out_dir=out_dir, callbacks=callbacks)
+def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_size: int = 128, lr: float = 4e-3,
+        optimizer: str = "adam", weight_decay: float = 0.0, momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.99), schedule: str = "cosine", warmup_fraction: float = 0.4,
+        warmup_max_steps: int | None = 200, warmup_steps: int | None = None, grad_clip: float | None = None, seed: int = 0,
+        early_stopping: int | None = None, binarize: str = "none", max_time: float | None = None,
+        progress: bool | None = None, tensorboard: bool = False, keep_checkpoints: int = 2, num_workers: int = 0,
+        device: str = "auto", deterministic: bool = False, checkpoint_every: int | str | None = "10m", out_dir=None,
+        resume: bool = False, callbacks=None, y_train=None, y_val=None, **unknown) -> TrainResult:
+    """Train `model` in one call and return a TrainResult (history, best epoch and validation loss, seconds).
+
+        result = aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir="run")
+
+    Data
+        train_data, val_data : (N, *input_shape) torch.Tensor, NumPy array or pandas DataFrame (tables), or a
+            map-style torch Dataset for train_data (streamed through a DataLoader). Flattened images (N, C*H*W)
+            are reshaped for image models. val_data (optional) is scored every epoch; the best epoch is kept.
+        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'); else None.
+    Optimisation
+        epochs : passes over train_data (default 10).     batch_size : samples per step (default 128).
+        lr : peak learning rate (default 4e-3).           optimizer : 'adam' (default), 'adamw' or 'sgd'.
+        weight_decay : L2 / decoupled decay (default 0).   momentum : SGD momentum (default 0.9).
+        betas : Adam's (beta1, beta2) (default (0.9, 0.99)).
+        schedule : 'cosine' (default; decays to 2 % of lr), 'onecycle', 'step' (x0.1 at 1/2 and 3/4) or 'none'.
+        warmup_fraction : linear warm-up over this share of all steps (default 0.4) ...
+        warmup_max_steps : ... but at most this many steps (default 200; None: no cap).
+        warmup_steps : an absolute warm-up length instead (default None: use warmup_fraction).
+        grad_clip : clip the global gradient norm to this (default None: off).
+        early_stopping : stop after this many epochs without a better validation loss (default None: off).
+        max_time : stop after the epoch that passes this many seconds (default None).
+        binarize : 'none' (default), 'dynamic' (resample Bernoulli inputs every batch) or 'threshold' (x > 0.5).
+        seed : seeds shuffling, binarization, corruption noise and posterior samples (default 0).
+    Output and machinery
+        progress : a tqdm bar per epoch: True, False, or None (default) for a terminal or notebook only.
+        out_dir : a run directory for checkpoints, history and the kept model (default None: nothing written).
+        resume : continue the run in out_dir from its last checkpoint.   callbacks : f(record, trainer) per epoch.
+        tensorboard : also write TensorBoard logs into out_dir (needs the tensorboard package).
+        keep_checkpoints : epoch checkpoints kept (default 2).   num_workers : DataLoader workers (Dataset only).
+        device : 'auto' (default: cuda when available), 'cpu', 'cuda', 'cuda:N'.
+        deterministic : deterministic GPU kernels (bit-exact resume of conv models on GPU).
+        checkpoint_every : also checkpoint inside epochs (with out_dir): every N steps (an int), or a duration
+            such as '90s', '10m', '2h' (default '10m'); 'off' or None: at epoch ends only.
+
+    A run of fewer than 50 optimizer steps gets a ShortRunWarning (too short to learn much), like
+    scikit-learn's ConvergenceWarning. An option name that does not exist is a ConfigError with a did-you-mean.
+    """
+    if unknown:
+        names = [f.name for f in fields(TrainConfig)]
+        bad = next(iter(unknown))
+        check_choice("training option", bad, names)
+    options = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                   momentum=momentum, betas=betas, schedule=schedule, warmup_fraction=warmup_fraction,
+                   warmup_max_steps=warmup_max_steps, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, early_stopping=early_stopping,
+                   binarize=binarize, max_time=max_time, progress=progress, tensorboard=tensorboard,
+                   keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device,
+                   deterministic=deterministic, checkpoint_every=checkpoint_every)
+    trainer = Trainer(model, TrainConfig(**options), out_dir=out_dir, callbacks=callbacks)
     return trainer.fit(train_data, val_data, resume=resume, y_train=y_train, y_val=y_val)

@@ -2,15 +2,18 @@
 compare, demo; compress, decompress, denoise, detect, augment, disentangle, segment; export, explore.
 
 Every error a user can cause ends the command with a one-line message and a non-zero exit
-code (2 for usage errors, 1 for everything else); never a traceback from inside torch.
+code: 2 for usage errors (a bad option or argument, as argparse does: every ConfigError), 1 for
+everything else (missing or malformed data, runs, checkpoints; a failed training); never a
+traceback from inside torch. Warnings (aekit.errors.AekitWarning) print as one line too.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
-from ..errors import AekitError
+from ..errors import AekitError, AekitWarning, ConfigError
 from .parser import Parser
 
 
@@ -54,6 +57,14 @@ def make_parser() -> Parser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """aekit's own warnings as 'aekit: warning: ...'; others as Python prints them."""
+    if issubclass(category, AekitWarning):
+        print(f"aekit: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
@@ -77,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(int(os.environ["AEKIT_THREADS"]))
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except AekitError as exc:
         print(f"aekit: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         if args.command == "train":
             print("aekit: interrupted; continue with the same command plus --resume (from the newest checkpoint, or "

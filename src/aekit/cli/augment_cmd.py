@@ -19,6 +19,7 @@ from ..checkpoint import atomic_write_bytes
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
 from ..runs import load_run, run_data
+from ..units import OutputUnits
 from .inspect_cmd import _out_path
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -57,7 +58,7 @@ def augment_run(run_dir, *, n: int, data=None, data_dir=None, split=None, label=
                         "or a conditional run (cvae).")
     x_syn, y_syn = augment(model, n, x=x, y=y, label=label, method=method, temperature=temperature,
                            generator=torch.Generator().manual_seed(seed))
-    x_raw = ds.to_raw(x_syn).numpy().astype(np.float32)  # back to the units of the loaded data
+    x_raw = OutputUnits.from_dataset(ds, model).to_raw(x_syn).numpy().astype(np.float32)  # the data's units
     return x_raw, y_syn.numpy().astype(np.int64), what
 
 

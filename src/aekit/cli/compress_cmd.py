@@ -17,6 +17,7 @@ from ..compression import METHODS, Codec, compress, compression_stats, decompres
 from ..compression.codec import CODEC_DIR
 from ..errors import CheckpointError, ConfigError, DataError
 from ..runs import load_run, run_data
+from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -27,7 +28,7 @@ def add_compress_parsers(sub) -> None:
                        description="Encode, quantize (uniform, BITS per code dimension), entropy-code and write a "
                                    "versioned, checksummed container; prints bytes per image, bits per pixel, PSNR, SSIM.")
     p.add_argument("run_dir", help="a run directory written by 'aekit train' (deterministic or VAE, no U-Net skips)")
-    add_data_options(p, required=True)
+    add_data_options(p, required=True, max_samples=True)
     p.add_argument("--split", default=None, help="split of a named dataset (default: test)")
     p.add_argument("--out", required=True, help="output container file (.aekc)")
     p.add_argument("--bits", type=positive_int, default=8, help="quantizer bits per code dimension, 1-16 (default: 8)")
@@ -67,16 +68,23 @@ def run_codec(run_dir, model, info: dict, *, bits: int, refit: bool = False, dat
 def run_compress(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model, info = load_run(args.run_dir)
-    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
-    codec = run_codec(args.run_dir, model, info, bits=args.bits, refit=args.refit, data_dir=args.data_dir)
-    scalar = isinstance(ds.scale, float) and isinstance(ds.offset, float)
-    blob = compress(model, x, codec, method=args.method, scale=ds.scale if scalar else None,
-                    offset=ds.offset if scalar else None)
     from ..checkpoint import atomic_write_bytes
+    from ..progress import stages
 
-    atomic_write_bytes(out, blob)
-    x_hat, header = decompress(model, blob, codec, where=repr(str(out)))  # what decompress will give back
+    with stages(["load", "codec", "compress", "check"], desc="compress") as stage:
+        stage("load")
+        model, info = load_run(args.run_dir)
+        x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
+                                  max_samples=args.max_samples)
+        stage("codec")
+        codec = run_codec(args.run_dir, model, info, bits=args.bits, refit=args.refit, data_dir=args.data_dir)
+        stage("compress")
+        scalar = isinstance(ds.scale, float) and isinstance(ds.offset, float)
+        blob = compress(model, x, codec, method=args.method, scale=ds.scale if scalar else None,
+                        offset=ds.offset if scalar else None)
+        atomic_write_bytes(out, blob)
+        stage("check")
+        x_hat, header = decompress(model, blob, codec, where=repr(str(out)))  # what decompress will give back
     stats = {"file": str(out), "data": what, "bits": args.bits, "method": args.method,
              **compression_stats(x, x_hat, file_bytes=len(blob), payload_bytes=header["payload_bytes"],
                                  image_shape=ds.image_shape)}
@@ -90,16 +98,17 @@ def run_compress(args) -> int:
 
 def run_decompress(args) -> int:
     out = _out_path(args.out, (".npy",))
-    model, _ = load_run(args.run_dir)
+    model, info = load_run(args.run_dir)
     header, _ = read_container(args.file)
     path = codec_path(args.run_dir, header["bits"])
     if not path.is_file():
         raise CheckpointError(f"{str(args.file)!r} needs the {header['bits']}-bit codec of this run ({str(path)!r}), "
                               "which does not exist; was it compressed with another run?")
     x_hat, header = decompress(model, Path(args.file).read_bytes(), Codec.load(path), where=repr(str(args.file)))
-    x_hat = x_hat.numpy().astype(np.float32)
-    if "scale" in header and "offset" in header:
-        x_hat = x_hat * np.float32(header["scale"]) + np.float32(header["offset"])  # back to the loaded data's units
+    units = OutputUnits.from_run(info, model)  # the run's data: bounded or not, per-feature scaling
+    if "scale" in header and "offset" in header:  # the compressed data's own scalar units
+        units = OutputUnits(scale=float(header["scale"]), offset=float(header["offset"]), bounded=units.bounded)
+    x_hat = units.to_raw(x_hat).numpy().astype(np.float32)  # the loaded data's units, clipped where bounded
     if not np.isfinite(x_hat).all():
         raise DataError(f"{str(args.file)!r}: decoding gives non-finite values (its scale / offset or this model's "
                         "decoder); nothing written.")

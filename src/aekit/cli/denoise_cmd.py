@@ -14,6 +14,7 @@ import numpy as np
 
 from ..denoise import add_noise, denoise, denoising_metrics
 from ..runs import load_run, run_data
+from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy
 from .train_cmd import add_data_options
 
@@ -23,7 +24,7 @@ def add_denoise_parser(sub) -> None:
                        description="Write denoised reconstructions as .npy; with --noise, corrupt clean data first "
                                    "and report PSNR / SSIM of noisy vs denoised.")
     p.add_argument("run_dir", help="a run directory written by 'aekit train' (e.g. 'aekit train dae --noise ...')")
-    add_data_options(p, required=True)
+    add_data_options(p, required=True, max_samples=True)
     p.add_argument("--split", default=None, help="split of a named dataset (default: test)")
     p.add_argument("--out", required=True, help="output .npy file of denoised data (in the data's units)")
     p.add_argument("--noise", default=None,
@@ -39,11 +40,12 @@ def run_denoise(args) -> int:
     out = _out_path(args.out, (".npy",))
     noisy_out = _out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
     model, info = load_run(args.run_dir)
-    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
+                              max_samples=args.max_samples)
     x_noisy = add_noise(x, args.noise, seed=args.seed) if args.noise else x
     x_hat = denoise(model, x_noisy)
-    _save_npy(out, ds.to_raw(x_hat).numpy().astype(np.float32))
-    if noisy_out is not None:
+    _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32))
+    if noisy_out is not None:  # the input made here, not a model output: converted, not clipped
         _save_npy(noisy_out, ds.to_raw(x_noisy).numpy().astype(np.float32))
     print(f"wrote {tuple(x_hat.shape)} denoised samples of {what} to {out}", file=sys.stderr)
     if args.noise:

@@ -1,13 +1,17 @@
 """`aekit detect RUN_DIR --data SRC [--quantile Q | --contamination X] --out scores.csv`: anomaly detection.
 
-Scores every input of SRC with the run's model (reconstruction NLL, or -ELBO for a VAE),
-calibrates a threshold on held-out data (the run's validation split, or --calibration SRC),
-and writes one row per input: index, score (higher = more anomalous), label (1 = outlier).
+Scores every input of SRC with the run's model (reconstruction NLL, or -ELBO for a VAE), sets a
+threshold and writes one row per input: index, score (higher = more anomalous), label (1 = outlier).
 The threshold and how it was set go to stdout (one JSON object) and to SCORES.json beside the
 CSV. When SRC has 0/1 labels (the ODDS .mat form: y = 1 for an outlier), or class labels and
 --normal-classes, AUROC and average precision are added. --maps DIR writes the per-pixel
 (per-feature, for tables) squared errors as DIR/error_maps.npy and, with --png N, a grid of the
 N highest-scoring images: input, reconstruction, error map.
+
+The threshold: --quantile Q (default 0.99) of the scores of held-out normal data (the run's
+validation split, or --calibration SRC); or, with --contamination X, the share of outliers
+expected in the data being scored, as in scikit-learn: the 1 - X quantile of SRC's own scores
+(of --calibration's, when given). The summary says which ("calibrated_on", "calibration").
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..anomaly import DEFAULT_SAMPLES, SCORES, binary_truth, check_level, detect
 from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
-from ..runs import load_run, run_data
+from ..runs import load_run, run_data, subset_rows
 from .inspect_cmd import _save_npy, batched, image_grid
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -46,7 +50,7 @@ def add_detect_parser(sub) -> None:
                        description="Score inputs with a trained run (reconstruction NLL, or -ELBO for VAEs), calibrate a "
                                    "threshold on held-out data and write index,score,label rows (label 1 = outlier).")
     p.add_argument("run_dir", help="a run directory written by 'aekit train' (trained on normal data)")
-    add_data_options(p, required=False)
+    add_data_options(p, required=False, max_samples=True)
     p.add_argument("--split", default=None,
                    help="split to score: train, val, test, all (default: a named dataset's test split, every row of a file)")
     p.add_argument("--out", required=True, help="output .csv with columns index, score, label")
@@ -54,10 +58,11 @@ def add_detect_parser(sub) -> None:
     level.add_argument("--quantile", type=float, default=None,
                        help="threshold = this quantile of the calibration scores (default: 0.99)")
     level.add_argument("--contamination", type=float, default=None,
-                       help="fraction of outliers in the calibration data, in (0, 0.5]; threshold = its 1 - X quantile")
+                       help="expected share of outliers in the data being scored, in (0, 0.5]; threshold = the "
+                            "1 - X quantile of their scores (of the --calibration data's, when given)")
     p.add_argument("--calibration", default=None,
                    help="held-out data for the threshold (a file is used whole, a named dataset's val split); "
-                        "default: the run's validation split")
+                        "default: the run's validation split for --quantile, the scored data for --contamination")
     p.add_argument("--score", choices=SCORES, default="auto",
                    help="auto (-ELBO for VAEs, else nll), nll (reconstruction NLL), sse (squared error), elbo")
     p.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
@@ -91,8 +96,9 @@ def calibration_data(info: dict, model, *, source: str | None, data_dir: str | N
     return x, what
 
 
-def _write_csv(path: Path, scores: np.ndarray, labels: np.ndarray) -> None:
-    lines = ["index,score,label"] + [f"{i},{float(s)!r},{int(k)}" for i, (s, k) in enumerate(zip(scores, labels))]
+def _write_csv(path: Path, scores: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> None:
+    """index (the row of the data), score, label per scored row."""
+    lines = ["index,score,label"] + [f"{int(i)},{float(s)!r},{int(k)}" for i, s, k in zip(rows, scores, labels)]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -132,17 +138,25 @@ def run_detect(args) -> int:
     if args.data is None and split is None and recorded and recorded.strip().lower() not in NAMED_SOURCES:
         split = "all"  # no --data: every row of the run's own file, in file order
     x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=split, model=model)
+    rows = subset_rows(x.shape[0], args.max_samples)  # the CSV's index: row numbers of the data, also in a subset
+    if rows.shape[0] < x.shape[0]:
+        x, y = x[rows], (None if y is None else y[rows])
+        what = f"{what}, {rows.shape[0]} random rows"
     if args.normal_classes is not None and y is None:
         raise ConfigError(f"--normal-classes needs labels, but {what} has none.")
-    x_cal, cal_what = calibration_data(info, model, source=args.calibration, data_dir=args.data_dir)
-    x, x_cal = _binarize_like_training(x, info), _binarize_like_training(x_cal, info)
+    if args.contamination is not None and args.calibration is None:
+        x_cal, cal_what = None, f"the scored data, {what}"  # scikit-learn's convention: a share of the data scored
+    else:
+        x_cal, cal_what = calibration_data(info, model, source=args.calibration, data_dir=args.data_dir)
+        x_cal = _binarize_like_training(x_cal, info)
+    x = _binarize_like_training(x, info)
     truth = binary_truth(y, normal_classes=args.normal_classes)
     if truth is not None and truth.min() == truth.max():
         truth = None  # one class only: no AUROC to report
     result = detect(model, x, x_cal, score=args.score, quantile=args.quantile, contamination=args.contamination,
                     samples=args.samples, seed=args.seed, truth=truth)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(out, result.scores, result.labels)
+    _write_csv(out, result.scores, result.labels, rows.numpy())
     summary = {"data": what, "calibration": cal_what, "out": str(out), **result.summary()}
     if args.maps is not None:
         summary["maps"] = _write_maps(Path(args.maps), model, x, result.scores, args.png)

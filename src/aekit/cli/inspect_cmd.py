@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..metrics import (active_units, elbo_terms, iwae_bound, knn_accuracy, linear_probe_accuracy,
                        reconstruction_metrics, ssim)
 from ..runs import load_run, run_data
+from ..units import OutputUnits
 from .parser import positive_int
 from .train_cmd import add_data_options
 
@@ -21,7 +22,7 @@ def add_inspect_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="reconstruction metrics (and the ELBO for VAEs) of a run",
                        description="Reconstruction MSE, summed squared error, BCE and PSNR; ELBO and KL in nats per image for VAEs.")
     p.add_argument("run_dir", help="a run directory written by 'aekit train'")
-    add_data_options(p, required=False)
+    add_data_options(p, required=False, max_samples=True)
     p.add_argument("--split", default=None, help="split of a named dataset: train, val, test, all (default: test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--elbo-samples", type=positive_int, default=1, help="posterior samples per image for the ELBO (default: 1)")
@@ -34,7 +35,7 @@ def add_inspect_parsers(sub) -> None:
     for name, what in (("encode", "codes (N x latent_dim) as .npy"), ("reconstruct", "reconstructions in the data's units as .npy")):
         p = sub.add_parser(name, help=f"write the {what}", description=f"Write the {what}.")
         p.add_argument("run_dir", help="a run directory written by 'aekit train'")
-        add_data_options(p, required=False)
+        add_data_options(p, required=False, max_samples=True)
         p.add_argument("--split", default=None, help="split of a named dataset (default: test)")
         p.add_argument("--out", required=True, help="output .npy file")
         p.set_defaults(func=run_encode if name == "encode" else run_reconstruct)
@@ -42,7 +43,7 @@ def add_inspect_parsers(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a VAE's prior", description="Decode draws z ~ N(0, I).")
     p.add_argument("run_dir", help="a run directory of a generative variant (vae, beta_vae)")
     p.add_argument("-n", type=positive_int, default=16, help="number of samples (default: 16)")
-    p.add_argument("--out", required=True, help="output .npy (array) or .png (image grid)")
+    p.add_argument("--out", required=True, help="output .npy (array, in the training data's units) or .png (image grid)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
     p.add_argument("--label", type=int, default=None, metavar="K",
                    help="class of every sample (conditional runs, 'cvae'; default: the classes in turn)")
@@ -80,9 +81,9 @@ def _labels_for(model, y, what: str):
 
 
 def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples: int = 1,
-                 iwae_k: int | None = None, probe: bool = False) -> dict:
+                 iwae_k: int | None = None, probe: bool = False, max_samples: int | None = None) -> dict:
     model, info = load_run(run_dir)
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
+    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model, max_samples=max_samples)
     x, binarize = _binarized(x, info)
     labels = _labels_for(model, y, what)
     x_hat = batched(model.reconstruct, x) if labels is None else batched_labelled(model.reconstruct, x, labels)
@@ -127,7 +128,8 @@ def probe_scores(model, ds, x_test, y_test, info: dict) -> dict:
 
 def run_evaluate(args) -> int:
     result = evaluate_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
-                          elbo_samples=args.elbo_samples, iwae_k=args.iwae_k, probe=args.probe)
+                          elbo_samples=args.elbo_samples, iwae_k=args.iwae_k, probe=args.probe,
+                          max_samples=args.max_samples)
     if args.json:
         print(json.dumps(result))
     else:
@@ -157,7 +159,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def run_encode(args) -> int:
     out = _out_path(args.out, (".npy",))
     model, info = load_run(args.run_dir)
-    x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    x, y, _, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
+                             max_samples=args.max_samples)
     labels = _labels_for(model, y, what)
     z = batched(model.encode, x) if labels is None else batched_labelled(model.encode, x, labels)  # (N, D) codes
     _save_npy(out, z.numpy().astype(np.float32))
@@ -168,10 +171,11 @@ def run_encode(args) -> int:
 def run_reconstruct(args) -> int:
     out = _out_path(args.out, (".npy",))
     model, info = load_run(args.run_dir)
-    x, y, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model)
+    x, y, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
+                              max_samples=args.max_samples)
     labels = _labels_for(model, y, what)
     x_hat = batched(model.reconstruct, x) if labels is None else batched_labelled(model.reconstruct, x, labels)
-    x_hat = ds.to_raw(x_hat)  # back to the units of the loaded data
+    x_hat = OutputUnits.from_dataset(ds, model).to_raw(x_hat)  # the loaded data's units, clipped where bounded
     _save_npy(out, x_hat.numpy().astype(np.float32))
     print(f"wrote {tuple(x_hat.shape)} reconstructions of {what} to {out}", file=sys.stderr)
     return 0
@@ -195,8 +199,8 @@ def run_sample(args) -> int:
     model, info = load_run(args.run_dir)
     with torch.no_grad():
         x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed), label=getattr(args, "label", None))
-    if out.suffix.lower() == ".npy":
-        _save_npy(out, x.numpy().astype(np.float32))
+    if out.suffix.lower() == ".npy":  # the training data's units, clipped where bounded (aekit.units)
+        _save_npy(out, OutputUnits.from_run(info, model).to_raw(x).numpy().astype(np.float32))
     else:
         if len(model.input_shape) != 3:
             raise ConfigError(f"--out .png needs an image model; this one has input_shape={model.input_shape}. Use .npy.")

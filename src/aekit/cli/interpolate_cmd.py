@@ -16,6 +16,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..interpolation import MODES
 from ..runs import load_run, run_data
+from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy, image_grid
 from .train_cmd import add_data_options
 
@@ -71,7 +72,7 @@ def run_interpolate(args) -> int:
     path, ds, model = interpolate_run(args.run_dir, pair=args.pair, steps=args.steps, mode=args.mode, data=args.data,
                                       data_dir=args.data_dir, split=args.split)
     if out.suffix.lower() == ".npy":
-        _save_npy(out, ds.to_raw(path).numpy().astype(np.float32))
+        _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(path).numpy().astype(np.float32))
     else:
         if len(model.input_shape) != 3:
             raise ConfigError(f"--out .png needs an image model; this one has input_shape={model.input_shape}. Use .npy.")

@@ -23,7 +23,7 @@ def add_report_parsers(sub) -> None:
                                    "metrics, latent-space diagnostics and every plot that applies to its variant.")
     p.add_argument("run_dir", help="a run directory written by 'aekit train'")
     p.add_argument("--out", default=None, help="output .html (default: RUN_DIR/report.html)")
-    add_data_options(p, required=False)
+    add_data_options(p, required=False, max_samples=True)
     p.add_argument("--tsne", action="store_true", help="add a t-SNE map of the codes (slower)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random subsets and draws (default: 0)")
     p.set_defaults(func=run_report)
@@ -54,7 +54,8 @@ def run_report(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out must end in .html; got {args.out!r}.")
-    path = write_report(args.run_dir, out=out, data=args.data, data_dir=args.data_dir, tsne=args.tsne, seed=args.seed)
+    path = write_report(args.run_dir, out=out, data=args.data, data_dir=args.data_dir, tsne=args.tsne, seed=args.seed,
+                        max_samples=args.max_samples)
     print(path)
     return 0
 
@@ -66,7 +67,10 @@ def train_variant(name: str, *, data: str, data_dir: str | None, out: Path, epoc
     from ..data import load_data
     from ..train import TrainConfig, Trainer
 
-    data_info = {"source": data, "data_dir": data_dir, "val_fraction": 0.1, "seed": seed, "max_samples": max_samples}
+    from .train_cmd import absolute_dir, absolute_source
+
+    data_info = {"source": absolute_source(data), "data_dir": absolute_dir(data_dir), "val_fraction": 0.1,
+                 "seed": seed, "max_samples": max_samples}
     ds = load_data(data, **{k: v for k, v in data_info.items() if k != "source" and v is not None})
     model = build(name, input_shape=ds.shape, latent_dim=latent_dim, seed=seed)
     cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, schedule="cosine", seed=seed, progress=False)
@@ -79,19 +83,26 @@ def resolve_runs(args) -> tuple[list[Path], bool]:
     """(run directories, whether any was trained): directories as given, variant names trained into --workdir."""
     from ..variants import VARIANTS
 
-    run_dirs, workdir = [], None
-    for item in args.runs:
+    def is_run_dir(item: str) -> bool:
         path = Path(item)
-        if (path / "config.json").is_file() or (path.is_dir() and item not in VARIANTS):
-            if item in VARIANTS:
-                print(f"aekit: using the run directory {item!r}, not the variant of that name", file=sys.stderr)
-            run_dirs.append(path)  # load_run names what is missing in a folder that holds no run
+        return (path / "config.json").is_file() or (path.is_dir() and item not in VARIANTS)
+
+    for item in args.runs:  # every name checked before anything is trained
+        if is_run_dir(item):
             continue
         if item not in VARIANTS:
             raise ConfigError(f"{item!r} is neither a run directory nor a variant ({', '.join(VARIANTS)})."
                               + did_you_mean(item, VARIANTS))
         if args.data is None:
             raise ConfigError(f"--data is required to train variant {item!r} (e.g. --data digits).")
+    run_dirs, workdir = [], None
+    for item in args.runs:
+        path = Path(item)
+        if is_run_dir(item):
+            if item in VARIANTS:
+                print(f"aekit: using the run directory {item!r}, not the variant of that name", file=sys.stderr)
+            run_dirs.append(path)  # load_run names what is missing in a folder that holds no run
+            continue
         if workdir is None:
             workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="aekit-compare-"))
         out = workdir / item
@@ -115,8 +126,12 @@ def run_compare(args) -> int:
         raise ConfigError(f"--md must end in .md; got {args.md!r}.")
     run_dirs, trained_any = resolve_runs(args)
     # --data names the training data of variants; with run directories only it is the evaluation data
-    html, md = write_comparison(run_dirs, out=args.out, md=args.md, seed=args.seed,
-                                data=None if trained_any else args.data, data_dir=args.data_dir)
-    print(html)
-    print(md)
+    html, md, rows = write_comparison(run_dirs, out=args.out, md=args.md, seed=args.seed,
+                                      data=None if trained_any else args.data, data_dir=args.data_dir,
+                                      return_rows=True)
+    from ..viz.compare import terminal_columns
+    from .parser import print_table
+
+    print_table(rows, terminal_columns(rows))
+    print(f"\nwrote {html} and {md}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from dataclasses import asdict
@@ -18,11 +19,16 @@ from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
 
-def add_data_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+def add_data_options(p: argparse.ArgumentParser, *, required: bool, max_samples: bool = False) -> None:
     p.add_argument("--data", required=required, default=None if not required else argparse.SUPPRESS,
-                   help="data source: digits, mnist, fashion-mnist, dsprites, dsprites32, or a .npy/.npz/.csv/.mat/IDX file or image folder")
+                   help="data source: digits, mnist, fashion-mnist, dsprites, dsprites32, or a .npy/.npz/.csv/.mat/IDX "
+                        "file or image folder (default: the run's own data)")
     p.add_argument("--data-dir", default=None,
-                   help="folder with the IDX .gz files of mnist / fashion-mnist (default: $AEKIT_DATA_DIR, else download)")
+                   help="folder with the IDX .gz files of mnist / fashion-mnist (default: the run's folder, else "
+                        "$AEKIT_DATA_DIR, else download)")
+    if max_samples:
+        p.add_argument("--max-samples", type=positive_int, default=None, metavar="N",
+                       help="use a seeded random subset of N of the rows (in their order), for a quicker look")
 
 
 def add_train_parser(sub) -> None:
@@ -60,11 +66,15 @@ def add_train_parser(sub) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data (default: 10)")
     g.add_argument("--batch-size", type=positive_int, default=None, help="samples per step (default: 128)")
-    g.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: 4e-3, after a 200-step warm-up, cosine decay)")
+    g.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: 4e-3, after a warm-up over 40%% of the steps, at most 200, cosine decay)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="optimizer (default: adam, fused)")
     g.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: 0)")
     g.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning-rate schedule (default: cosine)")
-    g.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps (default: 200)")
+    g.add_argument("--warmup-fraction", type=float, default=None,
+                   help="linear learning-rate warm-up over this share of the run's steps, in [0, 1), at most 200 "
+                        "steps (default: 0.4)")
+    g.add_argument("--warmup-steps", type=int, default=None,
+                   help="an absolute number of warm-up steps instead of --warmup-fraction")
     g.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient norm (default: off)")
     g.add_argument("--early-stopping", type=positive_int, default=None, help="patience in epochs on the validation loss")
     g.add_argument("--binarize", choices=BINARIZE, default=None, help="binarize inputs: none, dynamic, threshold")
@@ -156,17 +166,30 @@ def model_overrides(args) -> dict:
 
 
 def train_options(args) -> dict:
-    names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_steps", "grad_clip",
-             "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic",
+    names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_fraction", "warmup_steps",
+             "grad_clip", "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic",
              "checkpoint_every")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def absolute_source(source: str | None) -> str | None:
+    """A file or folder source as an absolute path (so the run works from any folder); named sources as given."""
+    from ..data.load import NAMED_SOURCES
+
+    if source is None or str(source).strip().lower() in NAMED_SOURCES or not Path(source).expanduser().exists():
+        return source  # a missing path stays as typed: load_data's error names it (with a did-you-mean)
+    return os.path.abspath(Path(source).expanduser())  # absolute, symlinks kept as named
+
+
+def absolute_dir(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(Path(path).expanduser())
 
 
 def data_options(args) -> dict:
     size = args.image_size
     if isinstance(size, list):
         size = tuple(size) if len(size) == 2 else (size[0] if len(size) == 1 else size)
-    return {"source": args.data, "data_dir": args.data_dir,
+    return {"source": absolute_source(args.data), "data_dir": absolute_dir(args.data_dir),
             "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
             "seed": args.seed if args.seed is not None else 0, "image_size": size,
             "standardize": bool(args.standardize), "label_column": args.label_column, "max_samples": args.max_samples}
@@ -201,7 +224,7 @@ def run_train(args) -> int:
                                       "'aekit train'); start the run again with --overwrite.")
         data = dict(info["data"])
         if args.data_dir:
-            data["data_dir"] = args.data_dir
+            data["data_dir"] = absolute_dir(args.data_dir)
         if not isinstance(data.get("source"), str):
             raise CheckpointError(f"{str(out / 'run.json')!r} records no data source; start again with --overwrite.")
         source = data.pop("source")

@@ -120,7 +120,7 @@ def compress(model, x: torch.Tensor, codec: Codec, *, method: str = "range", sca
 
     check_choice("method", method, METHODS)
     _check_decodable(model)
-    model.check_input(x[:1] if x.shape[0] else x.new_zeros((1, *model.input_shape)), name="x")
+    model.check_input(x, name="x")  # the whole shape in any message
     if codec.quantizer.dim != model.latent_dim:
         raise ConfigError(f"the codec quantizes {codec.quantizer.dim} dimensions but the model's code has {model.latent_dim}.")
     symbols = codec.quantizer.quantize(encode_codes(model, x))  # (N, D)

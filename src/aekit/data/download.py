@@ -52,6 +52,9 @@ def download(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
+        from aekit.checkpoint import file_mode
+
+        os.fchmod(fd, file_mode())  # a downloaded file is as readable as any other, not mkstemp's 0o600
         h = hashlib.new(algorithm)
         size = 0
         with os.fdopen(fd, "wb") as out:

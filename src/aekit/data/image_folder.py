@@ -51,6 +51,24 @@ def _open(path: Path):
     return img
 
 
+def warn_if_stretched(source: str, sizes: list[tuple[int, int]], image_size: tuple[int, int]) -> int:
+    """Warn when resizing to image_size (H, W) changes the aspect ratio of some images (by more than 1 %);
+    returns how many are stretched."""
+    import warnings
+
+    from aekit.errors import AekitWarning
+
+    target = image_size[1] / image_size[0]  # W / H
+    stretched = [(h, w) for h, w in sizes if abs((w / h) / target - 1.0) > 0.01]
+    if stretched:
+        h, w = stretched[0]
+        warnings.warn(AekitWarning(
+            f"{source}: {len(stretched)} of {len(sizes)} images change aspect ratio when resized to "
+            f"{image_size[0]}x{image_size[1]} (HxW), e.g. {h}x{w}: they are stretched, not cropped; crop or pad "
+            "them to the target's proportions first to keep shapes undistorted."), stacklevel=3)
+    return len(stretched)
+
+
 def read_image_folder(
     root: str | Path, *, image_size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
@@ -94,6 +112,8 @@ def read_image_folder(
                     f"{first_size[1]} (WxH) but {p.relative_to(root).as_posix()} is {size[0]}x"
                     f"{size[1]}; pass image_size (--image-size) to resize them all."
                 )
+    if image_size is not None:
+        warn_if_stretched(str(root), [(h, w) for _, (w, h), _ in headers], image_size)
     arrays = []
     for p in files:
         with _open(p) as img:

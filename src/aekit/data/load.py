@@ -85,6 +85,10 @@ def _finish(
     image_shape = None
     if kind == "image":
         if image_size is not None:
+            from aekit.data.image_folder import warn_if_stretched
+
+            h, w = present["train"].shape[2:]
+            warn_if_stretched(name, [(int(h), int(w))] * int(present["train"].shape[0]), image_size)
             present = {k: _resize(v, image_size) for k, v in present.items()}
         image_shape = tuple(present["train"].shape[1:])
     elif image_size is not None:

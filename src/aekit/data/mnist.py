@@ -5,7 +5,8 @@ train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-l
 (the '.idx3-ubyte' spelling is accepted too).
 
 Folder resolution, first match wins:
-  1. data_dir (the argument / --data-dir), then data_dir/<name>
+  1. data_dir (the argument / --data-dir), then data_dir/<name>; a data_dir given but missing,
+     or without the four files, is an error (never skipped for a download)
   2. $AEKIT_DATA_DIR, then $AEKIT_DATA_DIR/<name>
   3. the cache, ~/.cache/aekit/<name> (or $XDG_CACHE_HOME/aekit/<name>)
   4. otherwise the missing .gz files are downloaded into the cache, checksum-verified.
@@ -111,7 +112,18 @@ def resolve_folder(name: str, *, data_dir: str | os.PathLike | None = None) -> P
     """The folder holding the four files of `name`, downloading them into the cache if needed."""
     if name not in SOURCES:
         raise DataError(f"unknown IDX dataset {name!r}; expected one of {', '.join(SOURCES)}.")
-    folders = candidate_folders(name, data_dir=data_dir)
+    if data_dir is not None:  # an explicit folder is used or refused, never silently passed over
+        base = Path(data_dir).expanduser()
+        if not base.is_dir():
+            raise DataError(f"data_dir {str(data_dir)!r} (--data-dir) does not exist; pass the folder that holds the "
+                            f"{name} IDX files, or leave it out to use ${ENV_DATA_DIR} or the download cache.")
+        for folder in (base, base / name):
+            if _has_all(folder):
+                return folder
+        missing = [stem for stem in FILES.values() if not find_file(base, stem)]
+        raise DataError(f"data_dir {str(data_dir)!r} (--data-dir) does not hold the {name} files: missing "
+                        f"{', '.join(s + '.gz' for s in missing)} (also looked in {str(base / name)!r}).")
+    folders = candidate_folders(name, data_dir=None)
     for folder in folders:
         if _has_all(folder):
             return folder

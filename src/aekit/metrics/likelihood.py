@@ -43,14 +43,15 @@ def elbo_terms(model, x: torch.Tensor, *, samples: int = 1, batch_size: int = 10
 
 @torch.no_grad()
 def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int = 50_000, seed: int = 0,
-               return_per_sample: bool = False):
+               return_per_sample: bool = False, progress: bool | None = None):
     """Importance-weighted estimate of log p(x) (Burda et al. 2016), nats per image.
 
         log p(x) >= log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x),
 
     tight as K grows; -result is the test NLL reported in the VAE literature (K = 5000 there).
     Batched over K and over images (K * B <= max_batch_elements decoded at once) under no_grad.
-    Returns the mean over images (float) or the (N,) tensor.
+    Returns the mean over images (float) or the (N,) tensor. progress: a bar over the images (default:
+    when stderr is a terminal; see aekit.progress).
     """
     if not getattr(model, "is_generative", False):
         raise ValueError("the IWAE bound needs a model with a Gaussian posterior")
@@ -60,7 +61,10 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
     gen = torch.Generator(device=x.device).manual_seed(seed)
     per_image = []
     batch = max(1, max_batch_elements // k)
-    for i in range(0, x.shape[0], batch):
+    from ..progress import progress as bar
+
+    for i in bar(range(0, x.shape[0], batch), desc=f"IWAE bound, K={k}", enabled=progress,
+                 total=-(-x.shape[0] // batch)):
         xb = x[i:i + batch]  # (B, *shape)
         code, skips = model.encode_code(xb)
         post = code.posterior

@@ -1,6 +1,6 @@
 """`aekit report RUN_DIR`: one self-contained HTML page of what a run's model learned.
 
-Sections (HTML ids): config, metrics, diagnostics, then every plot that applies to the variant:
+Sections (HTML ids): metrics, config (the key settings; every recorded option folded), diagnostics, then every plot that applies to the variant:
 reconstructions, loss-curves, latent-space (+ latent-space-tsne), manifold, traversals, traversals-by-kl (VAEs),
 interpolations, samples, kl-per-unit, code-histogram, denoising, and not-shown (what was left
 out and why). Image plots need an image model; decoding plots a decoder without U-Net skips;
@@ -120,8 +120,10 @@ PLOTS: list[tuple[str, str, str, Callable, Callable]] = [
 
 def plot_sections(ctx: Context) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """([(id, title, body html)] for the plots that apply, {title: reason} for those left out)."""
+    from ..progress import progress
+
     shown, skipped = [], {}
-    for sid, title, caption, why_not, make in PLOTS:
+    for sid, title, caption, why_not, make in progress(PLOTS, desc="report: plots"):
         reason = why_not(ctx)
         if reason:
             skipped[title] = reason
@@ -138,25 +140,50 @@ def diagnostics_html(diag: dict) -> str:
     return T.table(rows, ["group", "diagnostic", "value", "reading"])
 
 
+KEY_MODEL = ("variant", "input_shape", "latent_dim", "backbone", "hidden", "channels", "bottleneck", "likelihood",
+             "corruption", "regularizers", "num_classes")
+KEY_TRAIN = ("epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_fraction", "binarize", "seed")
+KEY_DATA = ("source", "data_dir", "max_samples", "standardize", "image_size")
+
+
+def key_settings(model, info: dict) -> dict:
+    """The settings that tell runs apart, in reading order; the rest stays in the full configuration."""
+    cfg = dict(info.get("model") or model.config)
+    train, data = dict(info.get("train") or {}), dict(info.get("data") or {})
+    out = {"variant": info.get("variant") or cfg.get("variant") or model.variant}
+    out.update({k: cfg[k] for k in KEY_MODEL[1:] if cfg.get(k) not in (None, {}, [], "none")})
+    out.update({k: train[k] for k in KEY_TRAIN if train.get(k) is not None})
+    out.update({f"data {k}" if k != "source" else "data": data[k] for k in KEY_DATA if data.get(k) not in (None, False)})
+    return out
+
+
 def config_html(model, info: dict) -> str:
+    """The key settings, then every recorded option folded away (a long table nobody reads first)."""
     cfg = dict(info.get("model") or model.config)
     parts = [f"<h3>Model</h3>{T.kv_table(cfg)}"]
     if info.get("train"):
         parts.append(f"<h3>Training options</h3>{T.kv_table(info['train'])}")
     if info.get("data"):
         parts.append(f"<h3>Data</h3>{T.kv_table(info['data'])}")
-    return "\n".join(parts)
+    return (T.kv_table(key_settings(model, info))
+            + "<details><summary>Every recorded option</summary>" + "\n".join(parts) + "</details>")
 
 
 def build_report(run_dir, *, data: str | None = None, data_dir: str | None = None, tsne: bool = False,
-                 seed: int = 0, max_points: int = 2000) -> dict:
+                 seed: int = 0, max_points: int = 2000, max_samples: int | None = None) -> dict:
     """{'html', 'metrics', 'diagnostics', 'sections', 'skipped'} for a run directory."""
     from ..cli.inspect_cmd import evaluate_run
 
-    model, info = load_run(run_dir)
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, model=model)
-    metrics = evaluate_run(run_dir, data=data, data_dir=data_dir)
-    diag = diagnose(model, ds.train, x, y_train=ds.y_train, y_test=y, seed=seed)
+    from ..progress import stages
+
+    with stages(["load", "metrics", "diagnostics"], desc="report") as stage:
+        stage("load")
+        model, info = load_run(run_dir)
+        x, y, ds, what = run_data(info, source=data, data_dir=data_dir, model=model, max_samples=max_samples)
+        stage("metrics")
+        metrics = evaluate_run(run_dir, data=data, data_dir=data_dir, max_samples=max_samples)
+        stage("diagnostics")
+        diag = diagnose(model, ds.train, x, y_train=ds.y_train, y_test=y, seed=seed)
     if x.shape[0] > max_points:
         keep = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:max_points]
         x, y = x[keep], (None if y is None else y[keep])
@@ -164,8 +191,8 @@ def build_report(run_dir, *, data: str | None = None, data_dir: str | None = Non
                   kl_per_unit=metrics.get("kl_per_unit"), tsne=tsne, seed=seed)
     shown, skipped = plot_sections(ctx)
     metric_items = {k: v for k, v in metrics.items() if k != "kl_per_unit"}
-    sections = [("config", "Configuration", config_html(model, info)),
-                ("metrics", "Metrics", f"<p class='note'>On {T.esc(what)}.</p>{T.kv_table(metric_items)}"),
+    sections = [("metrics", "Metrics", f"<p class='note'>On {T.esc(what)}.</p>{T.kv_table(metric_items)}"),
+                ("config", "Configuration", config_html(model, info)),
                 ("diagnostics", "Latent-space diagnostics", diagnostics_html(diag))] + shown
     if skipped:
         items = "".join(f"<li><b>{T.esc(k)}</b>: {T.esc(v)}</li>" for k, v in skipped.items())
@@ -178,10 +205,10 @@ def build_report(run_dir, *, data: str | None = None, data_dir: str | None = Non
 
 
 def write_report(run_dir, *, out=None, data: str | None = None, data_dir: str | None = None,
-                 tsne: bool = False, seed: int = 0) -> Path:
+                 tsne: bool = False, seed: int = 0, max_samples: int | None = None) -> Path:
     """Write the report (default RUN_DIR/report.html) and return its path."""
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    report = build_report(run_dir, data=data, data_dir=data_dir, tsne=tsne, seed=seed)
+    report = build_report(run_dir, data=data, data_dir=data_dir, tsne=tsne, seed=seed, max_samples=max_samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, report["html"].encode("utf-8"))
     return out

@@ -30,6 +30,11 @@ figure { display: inline-block; margin: 6px 10px 6px 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.82em; color: #555; max-width: 640px; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 10px; }
+.grid figure { display: block; margin: 0; min-width: 0; }
+.grid figure img { width: 100%; height: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+section { min-width: 0; overflow-wrap: anywhere; }
 .note { color: #666; font-size: 0.88em; }
 code { background: #f3f3f3; padding: 0 3px; }
 """
@@ -83,7 +88,7 @@ def figure_html(png: bytes, *, alt: str, caption: str = "") -> str:
 def kv_table(items: dict) -> str:
     """A two-column table of name -> value."""
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in items.items())
-    return f"<table>{rows}</table>"
+    return f"<div class='scroll'><table>{rows}</table></div>"
 
 
 def table(rows: list[dict], columns: list[str], *, headers: dict | None = None) -> str:
@@ -98,7 +103,7 @@ def table(rows: list[dict], columns: list[str], *, headers: dict | None = None) 
             cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
             cells += f"<td{cls}>{esc(fmt(v))}</td>"
         body += f"<tr>{cells}</tr>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def section(section_id: str, title: str, body: str) -> str:
