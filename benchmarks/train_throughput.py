@@ -84,8 +84,8 @@ def parse_args(argv=None):
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--data-dir", default=None,
                    help="MNIST idx folder (default $AEKIT_MNIST_DIR or <repo>/../shared/data/mnist)")
-    p.add_argument("--out", default=None, help="results JSON (default benchmarks/results/train_throughput.json, "
-                                               "train_throughput_quick.json with --quick)")
+    p.add_argument("--out", default=None, help="results JSON (default benchmarks/results/train_throughput.json; "
+                                               "with --quick a scratch folder: a smoke run never writes results/)")
     p.add_argument("--quick", action="store_true", help="a few steps of everything: a smoke test (< 1 min)")
     return p.parse_args(argv)
 
