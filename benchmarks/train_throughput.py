@@ -18,7 +18,8 @@ Contenders (same network, same data):
   aekit-default     aekit.build("ae", hidden=[512,256], latent_dim=32) + Trainer(TrainConfig(epochs=--epochs)),
                     every other setting at aekit's defaults.
   aekit-tuned       the same, TrainConfig(lr=4e-3, schedule="cosine", warmup_steps=200, epochs=16):
-                    settings that exist in aekit today (found by a sweep; see the README section).
+                    settings that exist in aekit today (chosen by a sweep scored on the test set, since
+                    withdrawn; see benchmarks/README.md).
   aekit-prototype   PROTOTYPE, NOT IN aekit: the tuned settings plus proposed Trainer changes
                     (PrototypeTrainer below: Adam betas (0.9, 0.99), a fused-MSE fast path for the
                     plain Gaussian AE, in-place ReLU, no per-step finiteness sync), 14 epochs.
