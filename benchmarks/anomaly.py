@@ -3,14 +3,19 @@
 Protocol (Ruff et al. 2018, "Deep one-class classification", ICML): for each digit d, train on
 the training images of d only, score the whole MNIST test set (10,000 images: digit d normal,
 the other nine anomalous) and report the AUROC; the mean over the ten digits is the headline.
-Published One-Class Deep SVDD (Ruff et al. 2018, Table 1): mean AUROC 94.8. Target: >= 95.
+Published (Ruff et al. 2018, Table 1): One-Class Deep SVDD mean AUROC 94.8, its deep convolutional
+autoencoder baseline DCAE 89.6 (mean of its per-digit AUROCs). Target: >= 95 with the strict one-class score.
 
 Model selection uses the normal class only, never test anomalies: each digit's training images
 are split 90/10 (the seed-0 validation split of aekit's mnist loader, restricted to digit d).
 - aekit: the 'vae' recipe (MLP 784-512-256-LATENT, Gaussian posterior, Bernoulli decoder), score
   = -ELBO with --samples posterior draws (a model's own objective; fixed in advance). The latent
-  size was chosen by the validation -ELBO of normal images (see --latent-dim). The
-  reconstruction error (SSE at z = mu) is reported alongside for information only.
+  size was chosen by the validation -ELBO of normal images (see --latent-dim). This strict
+  one-class number is the headline. The reconstruction error (SSE at z = mu) is reported
+  alongside for information only. The "semi-supervised" column picks, per digit, the score (-ELBO
+  or SSE) with the higher AUROC on held-out training images of all ten digits: it uses labelled
+  anomalies of exactly the classes that are the test anomalies, and it was added after the strict
+  result was known, so it is not a one-class result.
 - PCA: reconstruction error with k components, k in {1, 2, 4, ..., 256, 384, 512} chosen per digit by the
   largest probabilistic-PCA log-likelihood (Tipping & Bishop 1999) of the normal validation
   images; the model is fitted on the same training images as aekit.
@@ -19,6 +24,7 @@ Pixels are in [0, 1], no contrast normalization (Deep SVDD used global contrast 
 
     python benchmarks/anomaly.py                       # 10 digits, ~1 minute of training each at 1 thread
     python benchmarks/anomaly.py --digits 0,1 --epochs 2 --quick
+    python benchmarks/anomaly.py --retable benchmarks/results/anomaly.json   # re-render a run's table
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from aekit.anomaly import score_samples  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 
 DEEP_SVDD = {0: 98.0, 1: 99.7, 2: 91.7, 3: 91.9, 4: 94.9, 5: 88.5, 6: 98.3, 7: 94.6, 8: 93.9, 9: 96.5}  # One-Class Deep SVDD
+# DCAE (deep convolutional autoencoder, reconstruction error), the autoencoder baseline of the same table
+DCAE = {0: 97.6, 1: 98.3, 2: 85.4, 3: 86.7, 4: 86.5, 5: 78.2, 6: 94.6, 7: 92.3, 8: 86.5, 9: 90.4}
 PCA_KS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512)
 
 
@@ -131,15 +139,16 @@ def summarize(rows: list[dict], options: dict, *, wall: float, cpu: float) -> di
     """Table (with its notes under it), means and whether the target is met, from the per-digit rows."""
     cols = ["aekit", "aekit_sse", "aekit_selected", "pca", "iforest", "deep_svdd"]
     mean = {c: float(np.mean([r[c] for r in rows])) for c in cols}
-    sse_col = "aekit VAE SSE"
-    table_rows = [{"digit": r["digit"], "aekit VAE -ELBO": round(r["aekit"], 1), sse_col: round(r["aekit_sse"], 1),
-                   "aekit, score chosen on validation": f"{r['aekit_selected']:.1f} ({r['selected_score']})",
-                   "PCA (k)": f"{r['pca']:.1f} ({r['pca_k']})", "IsolationForest": round(r["iforest"], 1),
-                   "Deep SVDD (published)": r["deep_svdd"]} for r in rows]
-    table_rows.append({"digit": "mean", "aekit VAE -ELBO": round(mean["aekit"], 1), sse_col: round(mean["aekit_sse"], 1),
-                       "aekit, score chosen on validation": f"{mean['aekit_selected']:.1f}",
-                       "PCA (k)": f"{mean['pca']:.1f}", "IsolationForest": round(mean["iforest"], 1),
-                       "Deep SVDD (published)": round(mean["deep_svdd"], 1)})
+    mean["dcae"] = float(np.mean([DCAE[r["digit"]] for r in rows]))
+    strict, semi = "aekit VAE -ELBO (strict one-class)", "aekit, score picked with labelled anomalies (semi-supervised)"
+    table_rows = [{"digit": r["digit"], strict: round(r["aekit"], 1), "Deep SVDD (published)": r["deep_svdd"],
+                   "DCAE (published)": DCAE[r["digit"]], "PCA (k)": f"{r['pca']:.1f} ({r['pca_k']})",
+                   "IsolationForest": round(r["iforest"], 1), "aekit VAE SSE (not declared)": round(r["aekit_sse"], 1),
+                   semi: f"{r['aekit_selected']:.1f} ({r['selected_score']})"} for r in rows]
+    table_rows.append({"digit": "mean", strict: round(mean["aekit"], 1), "Deep SVDD (published)": round(mean["deep_svdd"], 1),
+                       "DCAE (published)": round(mean["dcae"], 1), "PCA (k)": f"{mean['pca']:.1f}",
+                       "IsolationForest": round(mean["iforest"], 1),
+                       "aekit VAE SSE (not declared)": round(mean["aekit_sse"], 1), semi: f"{mean['aekit_selected']:.1f}"})
     met = len(rows) == 10 and mean["aekit"] >= 95.0
     met_selected = len(rows) == 10 and mean["aekit_selected"] >= 95.0
     chosen = (" (chosen by the normal-validation -ELBO among 8, 16, 32 on digit 2: 126.4, 124.4, 127.6 nats)"
@@ -153,21 +162,38 @@ def summarize(rows: list[dict], options: dict, *, wall: float, cpu: float) -> di
         f"Train on one digit's training images (90% of them; the other 10% are the normal validation set), score all "
         f"10,000 test images (that digit normal, the rest anomalous), AUROC in %. aekit: the 'vae' recipe, MLP "
         f"{options['hidden']}, latent {options['latent_dim']}{chosen}, "
-        f"{options['epochs']} epochs; the declared score is -ELBO with {options['samples']} posterior samples, and the "
-        f"strict target is judged on it. The SSE column (squared error of the same models' reconstructions) comes from "
-        f"the same run{post_hoc} 'Score chosen on validation': per digit, the score (-ELBO or SSE) "
-        f"with the higher AUROC on the training split's held-out validation images (that digit normal, the other "
-        f"digits anomalous; never the test set): a semi-supervised selection the strict one-class protocol does not "
-        f"allow, reported beside it. PCA: k chosen per digit by "
+        f"{options['epochs']} epochs; the declared score is -ELBO with {options['samples']} posterior samples: the strict "
+        f"one-class result, the headline, judged against the target. The SSE column (squared error of the same models' reconstructions) comes from "
+        f"the same run{post_hoc} Semi-supervised column: per digit, the score (-ELBO or SSE) "
+        f"with the higher AUROC on the training split's held-out images (that digit normal, the other nine digits "
+        f"anomalous, i.e. labelled anomalies of exactly the test anomaly classes; never the test set); added after the "
+        f"strict result was known, so it is not a one-class result and does not count toward the target. PCA: k chosen per digit by "
         f"the probabilistic-PCA log-likelihood of the normal validation images. IsolationForest: scikit-learn defaults. "
-        f"Deep SVDD: Ruff et al. 2018, Table 1 (global contrast normalization; ours uses raw [0, 1] pixels). "
+        f"Deep SVDD and DCAE: Ruff et al. 2018, Table 1 (global contrast normalization; ours uses raw [0, 1] pixels). "
         f"Wall {wall:.0f} s, CPU {cpu:.0f} s at {options['threads']} thread(s) on a shared 2-core machine.")
     table = markdown(table_rows, list(table_rows[0])) + "\n\n" + notes
     return {"title": "Anomaly detection: MNIST one-class AUROC (%)", "table": table,
-            "target": ("mean AUROC >= 95 (published One-Class Deep SVDD: 94.8); strict one-class protocol with the "
-                       "declared -ELBO score: met; with the score chosen per digit on validation anomalies from the "
-                       "training split: met_with_validation_selection"), "met": met,
+            "target": ("mean AUROC >= 95 (published One-Class Deep SVDD: 94.8, DCAE 89.6) with the strict one-class "
+                       "protocol and the declared -ELBO score: met; the semi-supervised selection (labelled anomalies of "
+                       "the test anomaly classes) is reported as met_with_validation_selection and is not a one-class "
+                       "result"), "met": met,
             "met_with_validation_selection": met_selected, "notes": notes, "mean": mean}
+
+
+def retable(path: Path) -> int:
+    """Rewrite a results file's table and summary from its own rows (the numbers of that run, unchanged)."""
+    import json
+
+    data = json.loads(path.read_text())
+    summary = summarize(data["rows"], {**data["options"], "threads": data["threads"]},
+                        wall=data["wall_seconds"], cpu=data["cpu_seconds"])
+    data.update(summary)
+    data["note"] = ("Table re-rendered by `python benchmarks/anomaly.py --retable` from this run's per-digit rows: "
+                    "the strict one-class column leads, the DCAE baseline is added, the selected score is labelled "
+                    "semi-supervised. No number of the run changed.")
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(summary["table"])
+    return 0
 
 
 def main() -> int:
@@ -184,7 +210,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke test: no results file")
     p.add_argument("--tag", default="anomaly")
+    p.add_argument("--retable", default=None, metavar="RESULTS_JSON",
+                   help="re-render the table of an existing results file from its per-digit rows (no training)")
     args = p.parse_args()
+    if args.retable:
+        return retable(Path(args.retable))
     args.hidden = [int(h) for h in args.hidden.split(",")]
     torch.set_num_threads(args.threads)
     try:
@@ -210,7 +240,7 @@ def main() -> int:
     print(f"mean AUROC aekit {mean['aekit']:.2f} (target >= 95: {'met' if summary['met'] else 'not met'}); "
           f"wall {wall:.0f}s, cpu {cpu:.0f}s at {args.threads} thread(s)")
     if args.quick:
-        return 0
+        return 0  # a smoke run writes no results file
     write_results(args.tag, {**summary, "rows": rows, "wall_seconds": wall, "cpu_seconds": cpu, "threads": args.threads,
                              "options": {k: v for k, v in vars(args).items() if k not in ("quick",)}})
     return 0

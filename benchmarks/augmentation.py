@@ -194,7 +194,7 @@ def main() -> int:
             if r[c]["mean"] > r["real only"]["mean"]]
     wall = time.perf_counter() - t_start
     print(f"wall {wall:.0f}s; fair-protocol settings where synthetic samples raised the mean: {fair}")
-    write_results(args.tag if not args.quick else args.tag + "_quick", {
+    write_results(args.tag, {
         "title": "Data augmentation with a (conditional) VAE: few-label MNIST classification"
                  + (f" (temperature {args.temperature:g}, {args.synthetic_per_class} synthetic per class)"
                     if args.tag != "augmentation" else ""),
@@ -209,7 +209,7 @@ def main() -> int:
         "cvae_steps": args.cvae_steps, "mlp_steps": args.mlp_steps, "vae_epochs": args.vae_epochs,
         "vae_seconds": round(vae_seconds, 1), "cvae_seconds_mean": round(float(np.mean(cvae_seconds)), 1),
         "wall_seconds": round(wall, 1),
-    })
+    }, quick=args.quick)
     return 0
 
 

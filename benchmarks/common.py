@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,28 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+# Smoke runs (--quick / --smoke) write here, never into RESULTS: a smoke run's numbers are not results.
+SMOKE = Path(os.environ.get("AEKIT_BENCH_SMOKE_DIR") or Path(tempfile.gettempdir()) / "aekit-bench-smoke")
+SMOKE_FLAGS = ("--quick", "--smoke")
+
+
+def is_smoke(argv: list[str] | None = None) -> bool:
+    """True when the command line asks for a smoke run (--quick or --smoke)."""
+    return any(a in SMOKE_FLAGS for a in (sys.argv[1:] if argv is None else argv))
+
+
+def is_published(path: Path) -> bool:
+    """True when `path` lies in benchmarks/results/, where only full runs may write."""
+    try:
+        Path(path).resolve().relative_to(RESULTS.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def results_path(name: str, quick: bool | None = None) -> Path:
+    """benchmarks/results/NAME.json for a full run; the smoke folder for a smoke run (default: read argv)."""
+    return (SMOKE if (is_smoke() if quick is None else quick) else RESULTS) / f"{name}.json"
 
 
 def mnist_dir(arg: str | None = None) -> str:
@@ -25,9 +48,10 @@ def machine() -> dict:
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
 
 
-def write_results(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_results(name: str, payload: dict, quick: bool | None = None) -> Path:
+    """Write NAME.json with the command, date and machine; a smoke run goes to SMOKE, never to RESULTS."""
+    path = results_path(name, quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]]),
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
     path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -3,6 +3,7 @@
     python benchmarks/fuzz_loaders.py                    # 1500 random mutations per loader + every hand-made case
     python benchmarks/fuzz_loaders.py --total 100000 --until 15:40   # toward 10^5 inputs, stopping at 15:40 UTC
     python benchmarks/fuzz_loaders.py --per-target 20 --smoke        # quick check; writes no results file
+    python benchmarks/fuzz_loaders.py --quick            # 100 per loader: a smoke run, writes no results file
 
 Loaders (tests/fuzz_harness.py): .npy, .npz, .csv, IDX (plain and .gz), .mat, PNG and JPEG
 folders (aekit.load_data), model checkpoints (model.safetensors and config.json: aekit.load),
@@ -169,7 +170,10 @@ def main() -> None:
     p.add_argument("--only", default=None, help="run only the loaders whose name contains this")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--marker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="100 mutations per loader; a smoke run that writes no results file")
     args = p.parse_args()
+    if args.quick:
+        args.per_target = 100
     if args.child:
         return run_child(args)
 
@@ -244,7 +248,7 @@ def main() -> None:
         "chunk": args.chunk, "until_utc": args.until,
         "seed": args.seed, "timeout_s": args.timeout, "max_gb": args.max_gb, "threads": args.threads,
         "code_executed": marker.exists(), "seconds": seconds,
-    })
+    }, quick=args.quick)
 
 
 if __name__ == "__main__":
