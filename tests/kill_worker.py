@@ -25,6 +25,8 @@ def main() -> None:
     if kind == "step":
         number, _, name = value.partition(":")
         target, sig = int(number), getattr(signal, f"SIG{name or 'KILL'}")
+        if sig == signal.SIGINT:  # a shell's background job starts with SIGINT ignored; a terminal's Ctrl-C does not
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         count = [0]
 
         def hook(optimizer, args, kwargs):
