@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .data.dataset import unscale
+
 RULE = ("data units: output = clip(x, 0, 1) * scale + offset where the data are bounded (images, Bernoulli "
         "likelihoods), else x * scale + offset")
 
@@ -71,12 +73,7 @@ class OutputUnits:
         """(B, *shape) model units -> (B, *shape) in the data's units, clipped where the data are bounded."""
         if self.bounded:
             x = x.clamp(0.0, 1.0)
-        scale, offset = self.scale, self.offset
-        if isinstance(scale, torch.Tensor):
-            scale = scale.to(device=x.device, dtype=x.dtype)
-        if isinstance(offset, torch.Tensor):
-            offset = offset.to(device=x.device, dtype=x.dtype)
-        return x * scale + offset
+        return unscale(x, scale=self.scale, offset=self.offset)
 
     def range(self) -> list[float] | None:
         """[low, high] of outputs in the data's units when bounded by scalars; None when unbounded."""

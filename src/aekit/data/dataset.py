@@ -30,6 +30,15 @@ def _as_jsonable(value: float | torch.Tensor) -> float | list:
     return float(value)
 
 
+def unscale(x: torch.Tensor, *, scale: float | torch.Tensor, offset: float | torch.Tensor) -> torch.Tensor:
+    """x (B, *shape) in model units -> x * scale + offset in loaded-data units (scale/offset scalars or per feature)."""
+    if isinstance(scale, torch.Tensor):
+        scale = scale.to(device=x.device, dtype=x.dtype)
+    if isinstance(offset, torch.Tensor):
+        offset = offset.to(device=x.device, dtype=x.dtype)
+    return x * scale + offset
+
+
 @dataclass
 class Dataset:
     """Train/val/test tensors of one data source, with labels and scaling info."""
@@ -91,12 +100,7 @@ class Dataset:
 
     def to_raw(self, x: torch.Tensor) -> torch.Tensor:
         """Undo the scaling: x (B, *shape) in model units -> (B, *shape) in loaded-data units."""
-        scale, offset = self.scale, self.offset
-        if isinstance(scale, torch.Tensor):
-            scale = scale.to(device=x.device, dtype=x.dtype)
-        if isinstance(offset, torch.Tensor):
-            offset = offset.to(device=x.device, dtype=x.dtype)
-        return x * scale + offset
+        return unscale(x, scale=self.scale, offset=self.offset)
 
     def to_dict(self) -> dict:
         """A JSON-able description: name, kind, shape, split sizes and scaling."""
