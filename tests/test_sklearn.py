@@ -151,3 +151,28 @@ def test_outlier_detector_scores_and_conventions():
     x_hat = det.model_.reconstruct(torch.from_numpy(x)).detach().numpy()
     nll = 0.5 * ((x - x_hat) ** 2).sum(1) + 0.5 * X.shape[1] * math.log(2 * math.pi)
     np.testing.assert_allclose(scores, -nll, rtol=1e-10)
+
+
+def test_outlier_detector_predict_proba_is_calibrated_on_the_training_scores():
+    from scipy.special import erf
+
+    X = _low_rank(200)
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, random_state=0).fit(X)
+    o_train = -det.score_samples(X)  # (n,) higher = more unusual
+    far = X[:5] * 10.0  # far outside the training cloud
+    lin = det.predict_proba(np.vstack([X, far]))  # (205, 2)
+    assert lin.shape == (205, 2)
+    np.testing.assert_allclose(lin.sum(1), 1.0)
+    # linear: min-max of the training scores; the training set spans exactly [0, 1], far rows clip at 1
+    np.testing.assert_allclose(lin[:200, 1], (o_train - o_train.min()) / (o_train.max() - o_train.min()), atol=1e-12)
+    assert lin[:200, 1].min() == 0.0 and lin[:200, 1].max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(lin[200:, 1], 1.0)
+    # unify: erf of the standardized score, 0 below the training mean
+    uni = det.predict_proba(X, method="unify")[:, 1]
+    z = (o_train - o_train.mean()) / o_train.std()
+    np.testing.assert_allclose(uni, np.clip(erf(z / math.sqrt(2)), 0, 1), atol=1e-12)
+    assert np.mean(uni == 0) == pytest.approx(np.mean(z <= 0))
+    # the ordering is the score's: a monotone map, so AUROC is unchanged
+    assert np.all(np.diff(lin[np.argsort(o_train), 1]) >= 0)
+    with pytest.raises(aekit.ConfigError, match="method"):
+        det.predict_proba(X, method="softmax")

@@ -233,6 +233,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
     the training scores, decision_function = score_samples - offset_ (negative: outlier), and
     predict returns 1 for inliers and -1 for outliers, as scikit-learn's detectors do.
 
+    predict_proba(X, method='linear' | 'unify') turns the scores into calibrated outlier
+    probabilities (n, 2), as PyOD's detectors do, fitted on the training scores.
+
     Parameters: those of AutoencoderTransformer, plus
     contamination : float in (0, 0.5], the expected share of outliers in the training data.
     """
@@ -269,7 +272,31 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
         X = self._fit(X)
         scores = self.score_samples(X)  # (n,)
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        outlier = -scores  # (n,) higher = more unusual: the scale predict_proba is calibrated on
+        self.train_score_stats_ = {"min": float(outlier.min()), "max": float(outlier.max()),
+                                   "mean": float(outlier.mean()), "std": float(outlier.std())}
         return self
+
+    def predict_proba(self, X, method: str = "linear") -> np.ndarray:
+        """Outlier probabilities calibrated on the training scores: (n_samples, 2), columns P(inlier), P(outlier).
+
+        With o = -score_samples(X) (higher = more unusual) and the training scores' statistics:
+        'linear' : (o - min) / (max - min), clipped to [0, 1] (PyOD's default conversion);
+        'unify'  : max(0, erf((o - mean) / (std * sqrt 2))) (Kriegel et al. 2011, "Interpreting and
+                   unifying outlier scores"): a training-typical score gives 0, three std above gives 0.997.
+        """
+        check_choice("method", method, ("linear", "unify"))
+        check_is_fitted(self, "train_score_stats_")
+        st = self.train_score_stats_
+        o = -self.score_samples(X)  # (n,)
+        if method == "linear":
+            p = (o - st["min"]) / max(st["max"] - st["min"], np.finfo(np.float64).tiny)
+        else:
+            from scipy.special import erf
+
+            p = erf((o - st["mean"]) / (max(st["std"], np.finfo(np.float64).tiny) * np.sqrt(2.0)))
+        p = np.clip(p, 0.0, 1.0)  # (n,)
+        return np.column_stack([1.0 - p, p])
 
     def score_samples(self, X) -> np.ndarray:
         """Minus each row's loss: (n_samples,), higher = more normal."""
