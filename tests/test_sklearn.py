@@ -176,3 +176,30 @@ def test_outlier_detector_predict_proba_is_calibrated_on_the_training_scores():
     assert np.all(np.diff(lin[np.argsort(o_train), 1]) >= 0)
     with pytest.raises(aekit.ConfigError, match="method"):
         det.predict_proba(X, method="softmax")
+
+
+def test_outlier_detector_ensemble_averages_standardized_member_losses():
+    X = _low_rank(120)
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=2, n_estimators=3, random_state=0).fit(X)
+    assert len(det.estimators_) == 3 and det.estimators_[0] is det.model_
+    losses = [det._per_sample_loss(X, m) for m in det.estimators_]  # (n,) each
+    assert not np.allclose(losses[0], losses[1])  # independently seeded members
+    z = [(loss - loss.mean()) / loss.std() for loss in losses]
+    np.testing.assert_allclose(det.score_samples(X), -np.mean(z, axis=0), atol=1e-10)
+    assert abs(det.score_samples(X).mean()) < 1e-10  # each member is centred on its training losses
+
+
+def test_outlier_detector_keep_fraction_refits_on_the_best_reconstructed_rows():
+    rng = np.random.default_rng(0)
+    X = np.vstack([_low_rank(100), rng.normal(size=(10, 5)) * 8.0])  # 10 far rows
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, keep_fraction=0.9, random_state=0).fit(X)
+    first = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, random_state=0).fit(X)
+    loss = first._per_sample_loss(X)
+    kept = X[loss <= np.quantile(loss, 0.9)]
+    assert len(kept) == 99 and np.sum(loss[100:] > np.quantile(loss, 0.9)) >= 8  # the far rows are dropped
+    again, _ = det._train_one(kept, det._seed)  # the same seed on the kept rows: the same model
+    for a, b in zip(again.parameters(), det.model_.parameters()):
+        torch.testing.assert_close(a, b)
+    for bad in ({"keep_fraction": 0.0}, {"keep_fraction": 1.5}, {"n_estimators": 0}):
+        with pytest.raises(aekit.ConfigError, match=next(iter(bad))):
+            AutoencoderOutlierDetector(epochs=1, **bad).fit(X)
