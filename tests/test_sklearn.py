@@ -203,3 +203,14 @@ def test_outlier_detector_keep_fraction_refits_on_the_best_reconstructed_rows():
     for bad in ({"keep_fraction": 0.0}, {"keep_fraction": 1.5}, {"n_estimators": 0}):
         with pytest.raises(aekit.ConfigError, match=next(iter(bad))):
             AutoencoderOutlierDetector(epochs=1, **bad).fit(X)
+
+
+def test_latent_dim_auto_grows_with_the_input_width():
+    for d, k in ((5, 3), (16, 4), (17, 5)):  # ceil(sqrt(d))
+        X = np.random.default_rng(0).normal(size=(40, d))
+        det = AutoencoderOutlierDetector(latent_dim="auto", hidden=(8,), epochs=1).fit(X)
+        assert det.model_.latent_dim == k
+        tr = AutoencoderTransformer(latent_dim="auto", hidden=(8,), epochs=1).fit(X)
+        assert tr.transform(X).shape == (40, k) and tr.get_feature_names_out().shape == (k,)
+    with pytest.raises(aekit.ConfigError, match="latent_dim"):
+        AutoencoderOutlierDetector(latent_dim="wide", epochs=1).fit(X)

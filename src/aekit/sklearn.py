@@ -22,6 +22,7 @@ EXPECTED_FAILED_CHECKS lists the scikit-learn estimator checks that fail on purp
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -61,7 +62,9 @@ class _AutoencoderEstimator(BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
         check_choice("scaling", self.scaling, SCALINGS)
-        for name in ("latent_dim", "epochs", "batch_size"):
+        if self.latent_dim != "auto":
+            _check_positive_int("latent_dim", self.latent_dim)
+        for name in ("epochs", "batch_size"):
             _check_positive_int(name, getattr(self, name))
         _check_positive_float("lr", self.lr)
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, numbers.Real) or not (
@@ -74,9 +77,13 @@ class _AutoencoderEstimator(BaseEstimator):
             raise ConfigError("likelihood='bernoulli' needs data in [0, 1]: use scaling='minmax' (or 'none' for data "
                               "already in [0, 1]); got scaling='standard'.")
 
-    def _build_kwargs(self) -> dict:
+    def _latent_dim(self, n_features: int) -> int:
+        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it."""
+        return max(1, math.ceil(math.sqrt(n_features))) if self.latent_dim == "auto" else int(self.latent_dim)
+
+    def _build_kwargs(self, n_features: int) -> dict:
         """The aekit.build keywords (None means: the variant's own choice)."""
-        return dict(latent_dim=int(self.latent_dim), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
+        return dict(latent_dim=self._latent_dim(n_features), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
                     activation=self.activation, likelihood=self.likelihood, beta=self.beta, corruption=self.noise)
 
     # ------------------------------------------------------------------ scaling
@@ -108,7 +115,7 @@ class _AutoencoderEstimator(BaseEstimator):
 
     def _train_one(self, X: np.ndarray, seed: int):
         """Build and train one model on X (n, D) in the caller's units; (float64 eval model, history)."""
-        model = build(self.variant, input_shape=(X.shape[1],), seed=seed, **self._build_kwargs())
+        model = build(self.variant, input_shape=(X.shape[1],), seed=seed, **self._build_kwargs(X.shape[1]))
         x = self._scaled(X).float()  # the Trainer works in float32
         if self.likelihood == "bernoulli":
             x = x.clamp(0.0, 1.0)
@@ -153,7 +160,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     Parameters
     ----------
     variant : a named aekit variant ('ae', 'linear', 'dae', 'vae', 'sparse_l1', 'cae', ...); mlp backbones only.
-    latent_dim : size of the code (the number of output features of transform).
+    latent_dim : size of the code (the number of output features of transform), or 'auto':
+        ceil(sqrt(n_features)), narrower than the input and growing with it.
     hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's.
     activation : hidden activation ('relu', 'tanh', ...); None: the variant's.
     likelihood : 'gaussian' (squared error; any real data) or 'bernoulli' (data in [0, 1]).
@@ -195,7 +203,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def fit(self, X, y=None):
         """Train the autoencoder on X (n_samples, n_features); y is ignored."""
         self._fit(X)
-        self._n_features_out = int(self.latent_dim)
+        self._n_features_out = int(self.model_.latent_dim)
         return self
 
     def transform(self, X) -> np.ndarray:
