@@ -136,7 +136,7 @@ def test_outlier_detector_scores_and_conventions():
     outliers = rng.normal(size=(10, 8)) * 2.5
     X = np.vstack([inliers, outliers])
     truth = np.r_[np.zeros(190), np.ones(10)]
-    det = AutoencoderOutlierDetector("linear", latent_dim=2, contamination=0.05, epochs=150, lr=0.05,
+    det = AutoencoderOutlierDetector("linear", latent_dim=2, contamination=0.05, epochs=150, lr=0.05, n_estimators=1,
                                      batch_size=200, scaling="none", random_state=0).fit(X)
     scores = det.score_samples(X)
     assert roc_auc_score(truth, -scores) > 0.97  # higher score = more normal
@@ -192,8 +192,9 @@ def test_outlier_detector_ensemble_averages_standardized_member_losses():
 def test_outlier_detector_keep_fraction_refits_on_the_best_reconstructed_rows():
     rng = np.random.default_rng(0)
     X = np.vstack([_low_rank(100), rng.normal(size=(10, 5)) * 8.0])  # 10 far rows
-    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, keep_fraction=0.9, random_state=0).fit(X)
-    first = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, random_state=0).fit(X)
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, keep_fraction=0.9, n_estimators=1,
+                                     random_state=0).fit(X)
+    first = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, n_estimators=1, random_state=0).fit(X)
     loss = first._per_sample_loss(X)
     kept = X[loss <= np.quantile(loss, 0.9)]
     assert len(kept) == 99 and np.sum(loss[100:] > np.quantile(loss, 0.9)) >= 8  # the far rows are dropped

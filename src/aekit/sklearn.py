@@ -241,7 +241,8 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
 
     score_samples(X) is minus each row's training objective (for a plain autoencoder, 0.5 x the
     squared reconstruction error of the scaled row plus a constant; for a VAE, the negative ELBO
-    at the posterior mean): higher means more normal. offset_ is the `contamination` quantile of
+    at the posterior mean), averaged over an ensemble of n_estimators models after standardizing
+    each by its training losses: higher means more normal. offset_ is the `contamination` quantile of
     the training scores, decision_function = score_samples - offset_ (negative: outlier), and
     predict returns 1 for inliers and -1 for outliers, as scikit-learn's detectors do.
 
@@ -250,8 +251,10 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
 
     Parameters: those of AutoencoderTransformer, plus
     contamination : float in (0, 0.5], the expected share of outliers in the training data.
-    n_estimators : int, independently seeded models (default 1); their losses, each standardized by its
-        own training losses' mean and std, are averaged (an ensemble with score normalisation).
+    n_estimators : int, independently seeded models (default 5); their losses, each standardized by its
+        own training losses' mean and std, are averaged (an ensemble with score normalisation). 1: one
+        model, score_samples = minus its loss. The default of 5 won on the validation parts of ten ODDS
+        tables (mean AUROC 0.819 against 0.805 for one model; higher on 8 of 10 tables), at 5x the cost.
     keep_fraction : float in (0, 1] (default 1.0): below 1, the model is trained again on the rows whose
         loss under the first model is in the lowest keep_fraction (robust to outliers in the training data).
     Both measured on ten ODDS tables (benchmarks/odds_anomaly.py; BENCHMARKS.md, "ODDS tables").
@@ -260,7 +263,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
     def __init__(self, variant: str = "ae", *, latent_dim: int = 2, hidden=None, activation: str | None = None,
                  likelihood: str = "gaussian", beta: float | None = None, noise: str | None = None,
                  scaling: str = "standard", epochs: int = 50, batch_size: int = 64, lr: float = 3e-3,
-                 weight_decay: float = 0.0, contamination: float = 0.1, n_estimators: int = 1,
+                 weight_decay: float = 0.0, contamination: float = 0.1, n_estimators: int = 5,
                  keep_fraction: float = 1.0, random_state=None, device: str = "cpu") -> None:
         self.variant = variant
         self.latent_dim = latent_dim
