@@ -136,7 +136,7 @@ def test_outlier_detector_scores_and_conventions():
     outliers = rng.normal(size=(10, 8)) * 2.5
     X = np.vstack([inliers, outliers])
     truth = np.r_[np.zeros(190), np.ones(10)]
-    det = AutoencoderOutlierDetector("linear", latent_dim=2, contamination=0.05, epochs=150, lr=0.05,
+    det = AutoencoderOutlierDetector("linear", latent_dim=2, contamination=0.05, epochs=150, lr=0.05, n_estimators=1,
                                      batch_size=200, scaling="none", random_state=0).fit(X)
     scores = det.score_samples(X)
     assert roc_auc_score(truth, -scores) > 0.97  # higher score = more normal
@@ -151,3 +151,67 @@ def test_outlier_detector_scores_and_conventions():
     x_hat = det.model_.reconstruct(torch.from_numpy(x)).detach().numpy()
     nll = 0.5 * ((x - x_hat) ** 2).sum(1) + 0.5 * X.shape[1] * math.log(2 * math.pi)
     np.testing.assert_allclose(scores, -nll, rtol=1e-10)
+
+
+def test_outlier_detector_predict_proba_is_calibrated_on_the_training_scores():
+    from scipy.special import erf
+
+    X = _low_rank(200)
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, random_state=0).fit(X)
+    o_train = -det.score_samples(X)  # (n,) higher = more unusual
+    far = X[:5] * 10.0  # far outside the training cloud
+    lin = det.predict_proba(np.vstack([X, far]))  # (205, 2)
+    assert lin.shape == (205, 2)
+    np.testing.assert_allclose(lin.sum(1), 1.0)
+    # linear: min-max of the training scores; the training set spans exactly [0, 1], far rows clip at 1
+    np.testing.assert_allclose(lin[:200, 1], (o_train - o_train.min()) / (o_train.max() - o_train.min()), atol=1e-12)
+    assert lin[:200, 1].min() == 0.0 and lin[:200, 1].max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(lin[200:, 1], 1.0)
+    # unify: erf of the standardized score, 0 below the training mean
+    uni = det.predict_proba(X, method="unify")[:, 1]
+    z = (o_train - o_train.mean()) / o_train.std()
+    np.testing.assert_allclose(uni, np.clip(erf(z / math.sqrt(2)), 0, 1), atol=1e-12)
+    assert np.mean(uni == 0) == pytest.approx(np.mean(z <= 0))
+    # the ordering is the score's: a monotone map, so AUROC is unchanged
+    assert np.all(np.diff(lin[np.argsort(o_train), 1]) >= 0)
+    with pytest.raises(aekit.ConfigError, match="method"):
+        det.predict_proba(X, method="softmax")
+
+
+def test_outlier_detector_ensemble_averages_standardized_member_losses():
+    X = _low_rank(120)
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=2, n_estimators=3, random_state=0).fit(X)
+    assert len(det.estimators_) == 3 and det.estimators_[0] is det.model_
+    losses = [det._per_sample_loss(X, m) for m in det.estimators_]  # (n,) each
+    assert not np.allclose(losses[0], losses[1])  # independently seeded members
+    z = [(loss - loss.mean()) / loss.std() for loss in losses]
+    np.testing.assert_allclose(det.score_samples(X), -np.mean(z, axis=0), atol=1e-10)
+    assert abs(det.score_samples(X).mean()) < 1e-10  # each member is centred on its training losses
+
+
+def test_outlier_detector_keep_fraction_refits_on_the_best_reconstructed_rows():
+    rng = np.random.default_rng(0)
+    X = np.vstack([_low_rank(100), rng.normal(size=(10, 5)) * 8.0])  # 10 far rows
+    det = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, keep_fraction=0.9, n_estimators=1,
+                                     random_state=0).fit(X)
+    first = AutoencoderOutlierDetector(latent_dim=2, hidden=(8,), epochs=3, n_estimators=1, random_state=0).fit(X)
+    loss = first._per_sample_loss(X)
+    kept = X[loss <= np.quantile(loss, 0.9)]
+    assert len(kept) == 99 and np.sum(loss[100:] > np.quantile(loss, 0.9)) >= 8  # the far rows are dropped
+    again, _ = det._train_one(kept, det._seed)  # the same seed on the kept rows: the same model
+    for a, b in zip(again.parameters(), det.model_.parameters()):
+        torch.testing.assert_close(a, b)
+    for bad in ({"keep_fraction": 0.0}, {"keep_fraction": 1.5}, {"n_estimators": 0}):
+        with pytest.raises(aekit.ConfigError, match=next(iter(bad))):
+            AutoencoderOutlierDetector(epochs=1, **bad).fit(X)
+
+
+def test_latent_dim_auto_grows_with_the_input_width():
+    for d, k in ((5, 3), (16, 4), (17, 5)):  # ceil(sqrt(d))
+        X = np.random.default_rng(0).normal(size=(40, d))
+        det = AutoencoderOutlierDetector(latent_dim="auto", hidden=(8,), epochs=1).fit(X)
+        assert det.model_.latent_dim == k
+        tr = AutoencoderTransformer(latent_dim="auto", hidden=(8,), epochs=1).fit(X)
+        assert tr.transform(X).shape == (40, k) and tr.get_feature_names_out().shape == (k,)
+    with pytest.raises(aekit.ConfigError, match="latent_dim"):
+        AutoencoderOutlierDetector(latent_dim="wide", epochs=1).fit(X)

@@ -24,6 +24,7 @@ from .corruption import Corruption, parse_corruption
 from .errors import ConfigError, check_choice
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .model import Autoencoder
+from .pca_init import INITS, pca_eligible
 from .regularizers import make_regularizer
 from .variants import VARIANTS
 
@@ -46,6 +47,7 @@ DEFAULTS = {
     "learn_sigma": False,
     "quantization_noise": None,  # bits: train deterministic codes with uniform noise (aekit.compression)
     "num_classes": None,  # K: a conditional model, the one-hot label an input to encoder and decoder
+    "init": "random",  # random | pca: a linear model starts at PCA's solution on the training data (pca_init.py)
 }
 DEFAULT_CHANNELS = {"mlp": [], "conv": [32, 64], "unet": [16, 32]}
 
@@ -96,6 +98,8 @@ def resolve_config(variant: str | None = None, *, input_shape, **overrides) -> d
         cfg["regularizers"]["kl_prior"]["beta"] = float(beta)
     cfg["input_shape"] = list(_shape(input_shape))
     cfg["variant"] = variant
+    if cfg["init"] == "pca" and overrides.get("init") is None and pca_eligible(cfg) is not None:
+        cfg["init"] = "random"  # the recipe's PCA start, on a model the caller made nonlinear: a random start
     return _check(cfg)
 
 
@@ -144,6 +148,9 @@ def _check(cfg: dict) -> dict:
         if cfg["bottleneck"] != "gaussian":
             raise ConfigError("num_classes (a conditional model) needs bottleneck='gaussian' (allowed: 'gaussian'), "
                               f"the conditional VAE; got bottleneck={cfg['bottleneck']!r}.")
+    check_choice("init", cfg.setdefault("init", "random"), INITS)
+    if cfg["init"] == "pca" and pca_eligible(cfg) is not None:
+        raise ConfigError(f"{pca_eligible(cfg)}; use init='random' for this model.")
     if cfg["likelihood"] == "bernoulli" and cfg["learn_sigma"]:
         raise ConfigError("learn_sigma=True applies to likelihood='gaussian' only; got likelihood='bernoulli'.")
     return cfg
@@ -209,10 +216,12 @@ def build(variant: str | None = None, *, input_shape, latent_dim: int | None = N
           bottleneck: str | None = None, code_activation: str | None = None, corruption=None,
           regularizers: dict | None = None, likelihood: str | None = None, sigma: float | None = None,
           learn_sigma: bool | None = None, beta: float | None = None, quantization_noise: int | None = None,
-          num_classes: int | None = None, seed: int | None = None) -> Autoencoder:
+          num_classes: int | None = None, init: str | None = None, seed: int | None = None) -> Autoencoder:
     """Build an Autoencoder from a variant name and/or explicit axes; see the module docstring.
 
     seed, when given, makes the initial weights reproducible without touching the global RNG.
+    init='pca' (the 'linear' recipe's default) starts a linear model at PCA's solution on the data it is
+    first trained on (aekit.pca_init); 'random' keeps the random weights.
     """
     given = {k: v for k, v in dict(latent_dim=latent_dim, backbone=backbone, hidden=hidden, channels=channels,
                                    conv_hidden=conv_hidden,
@@ -221,7 +230,7 @@ def build(variant: str | None = None, *, input_shape, latent_dim: int | None = N
                                    regularizers=regularizers, likelihood=likelihood, sigma=sigma,
                                    learn_sigma=learn_sigma, beta=beta,
                                    quantization_noise=quantization_noise,
-                                   num_classes=num_classes).items() if v is not None}
+                                   num_classes=num_classes, init=init).items() if v is not None}
     cfg = resolve_config(variant, input_shape=input_shape, **copy.deepcopy(given))
     cfg["seed"] = seed
     if seed is None:

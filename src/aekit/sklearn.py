@@ -22,6 +22,7 @@ EXPECTED_FAILED_CHECKS lists the scikit-learn estimator checks that fail on purp
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -61,7 +62,9 @@ class _AutoencoderEstimator(BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
         check_choice("scaling", self.scaling, SCALINGS)
-        for name in ("latent_dim", "epochs", "batch_size"):
+        if self.latent_dim != "auto":
+            _check_positive_int("latent_dim", self.latent_dim)
+        for name in ("epochs", "batch_size"):
             _check_positive_int(name, getattr(self, name))
         _check_positive_float("lr", self.lr)
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, numbers.Real) or not (
@@ -74,9 +77,13 @@ class _AutoencoderEstimator(BaseEstimator):
             raise ConfigError("likelihood='bernoulli' needs data in [0, 1]: use scaling='minmax' (or 'none' for data "
                               "already in [0, 1]); got scaling='standard'.")
 
-    def _build_kwargs(self) -> dict:
+    def _latent_dim(self, n_features: int) -> int:
+        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it."""
+        return max(1, math.ceil(math.sqrt(n_features))) if self.latent_dim == "auto" else int(self.latent_dim)
+
+    def _build_kwargs(self, n_features: int) -> dict:
         """The aekit.build keywords (None means: the variant's own choice)."""
-        return dict(latent_dim=int(self.latent_dim), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
+        return dict(latent_dim=self._latent_dim(n_features), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
                     activation=self.activation, likelihood=self.likelihood, beta=self.beta, corruption=self.noise)
 
     # ------------------------------------------------------------------ scaling
@@ -101,8 +108,14 @@ class _AutoencoderEstimator(BaseEstimator):
         self._check_params()
         X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=1)  # (n, D), finite
         self._fit_scaling(X)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        model = build(self.variant, input_shape=(X.shape[1],), seed=seed, **self._build_kwargs())
+        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.model_, self.history_ = self._train_one(X, self._seed)
+        self.n_iter_ = len(self.history_)  # epochs run
+        return X
+
+    def _train_one(self, X: np.ndarray, seed: int):
+        """Build and train one model on X (n, D) in the caller's units; (float64 eval model, history)."""
+        model = build(self.variant, input_shape=(X.shape[1],), seed=seed, **self._build_kwargs(X.shape[1]))
         x = self._scaled(X).float()  # the Trainer works in float32
         if self.likelihood == "bernoulli":
             x = x.clamp(0.0, 1.0)
@@ -110,10 +123,7 @@ class _AutoencoderEstimator(BaseEstimator):
             result = train_model(model, x, None, epochs=int(self.epochs), batch_size=int(self.batch_size),
                                  lr=float(self.lr), weight_decay=float(self.weight_decay), warmup_steps=0,
                                  schedule="cosine", seed=seed, progress=False, device=self.device)
-        self.model_ = model.cpu().double().eval()  # float64 inference: batch-independent codes
-        self.history_ = result.history
-        self.n_iter_ = len(result.history)  # epochs run
-        return X
+        return model.cpu().double().eval(), result.history  # float64 inference: batch-independent codes
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -129,16 +139,17 @@ class _AutoencoderEstimator(BaseEstimator):
     def _reconstruct_scaled(self, x: torch.Tensor) -> np.ndarray:
         return self._map(self.model_.reconstruct, x)  # (n, D) in the model's units
 
-    def _per_sample_loss(self, X) -> np.ndarray:
+    def _per_sample_loss(self, X, model=None) -> np.ndarray:
         """The training objective of each row (eval mode: no corruption, posterior mean): (n,)."""
+        model = self.model_ if model is None else model
         x = self._scaled(self._validated(X))
         if self.likelihood == "bernoulli":
             x = x.clamp(0.0, 1.0)
 
         def per_sample(xb):
-            with torch.enable_grad() if any(r.needs_input_grad for r in self.model_.regularizers.values()) \
+            with torch.enable_grad() if any(r.needs_input_grad for r in model.regularizers.values()) \
                     else torch.no_grad():
-                return self.model_(xb).per_sample.detach()
+                return model(xb).per_sample.detach()
 
         return self._map(per_sample, x)
 
@@ -149,7 +160,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     Parameters
     ----------
     variant : a named aekit variant ('ae', 'linear', 'dae', 'vae', 'sparse_l1', 'cae', ...); mlp backbones only.
-    latent_dim : size of the code (the number of output features of transform).
+    latent_dim : size of the code (the number of output features of transform), or 'auto':
+        ceil(sqrt(n_features)), narrower than the input and growing with it.
     hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's.
     activation : hidden activation ('relu', 'tanh', ...); None: the variant's.
     likelihood : 'gaussian' (squared error; any real data) or 'bernoulli' (data in [0, 1]).
@@ -191,7 +203,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def fit(self, X, y=None):
         """Train the autoencoder on X (n_samples, n_features); y is ignored."""
         self._fit(X)
-        self._n_features_out = int(self.latent_dim)
+        self._n_features_out = int(self.model_.latent_dim)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -229,19 +241,30 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
 
     score_samples(X) is minus each row's training objective (for a plain autoencoder, 0.5 x the
     squared reconstruction error of the scaled row plus a constant; for a VAE, the negative ELBO
-    at the posterior mean): higher means more normal. offset_ is the `contamination` quantile of
+    at the posterior mean), averaged over an ensemble of n_estimators models after standardizing
+    each by its training losses: higher means more normal. offset_ is the `contamination` quantile of
     the training scores, decision_function = score_samples - offset_ (negative: outlier), and
     predict returns 1 for inliers and -1 for outliers, as scikit-learn's detectors do.
 
+    predict_proba(X, method='linear' | 'unify') turns the scores into calibrated outlier
+    probabilities (n, 2), as PyOD's detectors do, fitted on the training scores.
+
     Parameters: those of AutoencoderTransformer, plus
     contamination : float in (0, 0.5], the expected share of outliers in the training data.
+    n_estimators : int, independently seeded models (default 5); their losses, each standardized by its
+        own training losses' mean and std, are averaged (an ensemble with score normalisation). 1: one
+        model, score_samples = minus its loss. The default of 5 won on the validation parts of ten ODDS
+        tables (mean AUROC 0.819 against 0.805 for one model; higher on 8 of 10 tables), at 5x the cost.
+    keep_fraction : float in (0, 1] (default 1.0): below 1, the model is trained again on the rows whose
+        loss under the first model is in the lowest keep_fraction (robust to outliers in the training data).
+    Both measured on ten ODDS tables (benchmarks/odds_anomaly.py; BENCHMARKS.md, "ODDS tables").
     """
 
     def __init__(self, variant: str = "ae", *, latent_dim: int = 2, hidden=None, activation: str | None = None,
                  likelihood: str = "gaussian", beta: float | None = None, noise: str | None = None,
                  scaling: str = "standard", epochs: int = 50, batch_size: int = 64, lr: float = 3e-3,
-                 weight_decay: float = 0.0, contamination: float = 0.1, random_state=None,
-                 device: str = "cpu") -> None:
+                 weight_decay: float = 0.0, contamination: float = 0.1, n_estimators: int = 5,
+                 keep_fraction: float = 1.0, random_state=None, device: str = "cpu") -> None:
         self.variant = variant
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -255,6 +278,8 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.contamination = contamination
+        self.n_estimators = n_estimators
+        self.keep_fraction = keep_fraction
         self.random_state = random_state
         self.device = device
 
@@ -263,17 +288,66 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
         c = self.contamination
         if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < c <= 0.5:
             raise ConfigError(f"contamination must be a number in (0, 0.5]; got {c!r}.")
+        self._check_options()
+
+    def _check_options(self) -> None:
+        _check_positive_int("n_estimators", self.n_estimators)
+        k = self.keep_fraction
+        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not 0.0 < k <= 1.0:
+            raise ConfigError(f"keep_fraction must be a number in (0, 1]; got {k!r}.")
 
     def fit(self, X, y=None):
         """Train on X (mostly normal rows; y is ignored) and set offset_ from the training scores."""
         X = self._fit(X)
+        rows = X
+        if self.keep_fraction < 1.0:  # robust training: refit on the rows the first model reconstructs best
+            first = self._per_sample_loss(X)  # (n,)
+            rows = X[first <= np.quantile(first, self.keep_fraction)]
+            self.model_, self.history_ = self._train_one(rows, self._seed)
+        self.estimators_ = [self.model_]
+        for m in range(1, int(self.n_estimators)):  # independent starts and shuffles
+            self.estimators_.append(self._train_one(rows, self._seed + m)[0])
+        self.member_stats_ = []  # (mean, std) of each member's training losses: their common scale
+        for model in self.estimators_:
+            loss = self._per_sample_loss(X, model)
+            self.member_stats_.append((float(loss.mean()), float(max(loss.std(), np.finfo(np.float64).tiny))))
         scores = self.score_samples(X)  # (n,)
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        outlier = -scores  # (n,) higher = more unusual: the scale predict_proba is calibrated on
+        self.train_score_stats_ = {"min": float(outlier.min()), "max": float(outlier.max()),
+                                   "mean": float(outlier.mean()), "std": float(outlier.std())}
         return self
 
+    def predict_proba(self, X, method: str = "linear") -> np.ndarray:
+        """Outlier probabilities calibrated on the training scores: (n_samples, 2), columns P(inlier), P(outlier).
+
+        With o = -score_samples(X) (higher = more unusual) and the training scores' statistics:
+        'linear' : (o - min) / (max - min), clipped to [0, 1] (PyOD's default conversion);
+        'unify'  : max(0, erf((o - mean) / (std * sqrt 2))) (Kriegel et al. 2011, "Interpreting and
+                   unifying outlier scores"): a training-typical score gives 0, three std above gives 0.997.
+        """
+        check_choice("method", method, ("linear", "unify"))
+        check_is_fitted(self, "train_score_stats_")
+        st = self.train_score_stats_
+        o = -self.score_samples(X)  # (n,)
+        if method == "linear":
+            p = (o - st["min"]) / max(st["max"] - st["min"], np.finfo(np.float64).tiny)
+        else:
+            from scipy.special import erf
+
+            p = erf((o - st["mean"]) / (max(st["std"], np.finfo(np.float64).tiny) * np.sqrt(2.0)))
+        p = np.clip(p, 0.0, 1.0)  # (n,)
+        return np.column_stack([1.0 - p, p])
+
     def score_samples(self, X) -> np.ndarray:
-        """Minus each row's loss: (n_samples,), higher = more normal."""
-        return -self._per_sample_loss(X).reshape(-1)
+        """Minus each row's loss: (n_samples,), higher = more normal. With n_estimators > 1, minus the mean over
+        the members of each member's loss standardized by its training losses' mean and std."""
+        check_is_fitted(self, "member_stats_")
+        if len(self.estimators_) == 1:
+            return -self._per_sample_loss(X).reshape(-1)
+        z = [(self._per_sample_loss(X, model).reshape(-1) - mu) / sd
+             for model, (mu, sd) in zip(self.estimators_, self.member_stats_)]
+        return -np.mean(z, axis=0)
 
     def decision_function(self, X) -> np.ndarray:
         """score_samples(X) - offset_: (n_samples,), negative for outliers."""

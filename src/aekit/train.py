@@ -390,12 +390,15 @@ class Trainer(CheckpointMixin):
                 print(f"aekit: no checkpoint in {str(folder)!r} yet: starting the run from the beginning.",
                       file=sys.stderr)
             resume = False
+        held = []
         if resume:
             self.load_checkpoint()
+            held = self._solved_layers()
             if self.out_dir is not None:
                 self._check_kept_model()
                 self._write_run_info()  # records the (possibly extended) epochs
         else:
+            held = self._init_from_data(train, streaming)
             torch.manual_seed(self.cfg.seed)  # corruption noise and posterior samples: reproducible from the seed
             if self.out_dir is not None:
                 if self.checkpoint_root.is_symlink() or self.checkpoint_root.exists():
@@ -406,6 +409,8 @@ class Trainer(CheckpointMixin):
         steps_every, seconds_every = parse_checkpoint_every(self.cfg.checkpoint_every)
         self._every = (steps_every, seconds_every)
         self._last_save = time.monotonic()
+        for layer in held:  # PCA's exact minimum of this objective: steps could only leave it (pca_init.py)
+            layer.requires_grad_(False)
         try:
             while self.epoch < self.cfg.epochs:
                 t0 = self._epoch_t0 = time.perf_counter()
@@ -435,6 +440,8 @@ class Trainer(CheckpointMixin):
                 if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
                     break
         finally:
+            for layer in held:
+                layer.requires_grad_(True)
             if self._tb is not None:
                 self._tb.close()
         if self.out_dir is not None and self.best_epoch is None:
@@ -442,6 +449,26 @@ class Trainer(CheckpointMixin):
         result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
         result.seconds = self.elapsed
         return result
+
+    def _init_from_data(self, train, streaming: bool) -> list:
+        """A model built with init='pca' (the 'linear' recipe) starts at PCA's solution on its first training data;
+        config['init_from'] records it, so a later fit (resumed or continued) keeps the trained weights.
+        Returns the layers PCA solved exactly for the whole objective (held during this run), else []."""
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict) or config.get("init") != "pca" or config.get("init_from"):
+            return []
+        from .pca_init import init_from_pca, sample_rows
+
+        init_from_pca(self.model, sample_rows(train, seed=self.cfg.seed) if streaming else train)
+        return self._solved_layers()
+
+    def _solved_layers(self) -> list:
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict) or not (config.get("init_from") or {}).get("solved"):
+            return []
+        from .pca_init import solved_layers
+
+        return solved_layers(self.model)
 
     def _warn_about_size(self, n_train: int, steps_per_epoch: int) -> None:
         """An AekitWarning when the batch exceeds the data; a ShortRunWarning when the run has too few steps."""
@@ -479,12 +506,13 @@ class Trainer(CheckpointMixin):
                 last = self.last_checkpoint_dir()
                 kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
                 raise TrainingError(f"the loss became {float(checked)} at {where}{kept}. Try a lower --lr or --grad-clip.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self._sync_gradients()  # DDP: all-reduce; single process: nothing
-            if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
-            opt.step()
+            if loss.requires_grad:  # not when every weight is held at a solved optimum (pca_init.py)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self._sync_gradients()  # DDP: all-reduce; single process: nothing
+                if self.cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
+                opt.step()
             if self.scheduler is not None:
                 self.scheduler.step()
             self.step += 1

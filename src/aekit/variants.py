@@ -30,9 +30,10 @@ def ae() -> dict:
 
 @register("linear")
 def linear() -> dict:
-    """Linear autoencoder: no nonlinearity anywhere; at its optimum the code spans the top-k principal subspace.
+    """Linear autoencoder: no nonlinearity anywhere; at its optimum the code spans the top-k principal subspace,
+    where training starts (init='pca': solved from the training data before the first step).
     Baldi & Hornik 1989, Neural networks and principal component analysis."""
-    return {"hidden": [], "activation": "identity", "code_activation": "none", "latent_dim": 8}
+    return {"hidden": [], "activation": "identity", "code_activation": "none", "latent_dim": 8, "init": "pca"}
 
 
 @register("deep")
