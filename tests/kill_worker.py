@@ -10,12 +10,10 @@ is real: SIGKILL leaves the files exactly as a crash would.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 
-import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 

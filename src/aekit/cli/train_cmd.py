@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import asdict
 from pathlib import Path
 
-from ..build import assemble, build
+from ..build import build
 from ..checkpoint import read_json
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError, check_choice
