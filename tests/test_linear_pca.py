@@ -205,3 +205,15 @@ def test_solved_layers_are_held_and_a_richer_objective_still_trains():
 
     init_from_pca(start, torch.from_numpy(digits_train))
     assert not torch.equal(start.decoder.net[-1].weight, sig.decoder.net[-1].weight)
+
+
+def test_a_fully_held_run_steps_no_schedule_and_warns_nothing():
+    import warnings
+
+    train, _ = _split("digits")
+    model = aekit.build("linear", input_shape=(64,), latent_dim=8, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # torch: "lr_scheduler.step() before optimizer.step()"
+        warnings.filterwarnings("ignore", category=aekit.errors.ShortRunWarning)
+        aekit.fit(model, train, epochs=2, progress=False)
+    assert model.config["init_from"]["solved"] is True

@@ -513,8 +513,8 @@ class Trainer(CheckpointMixin):
                 if self.cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
                 opt.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
+                if self.scheduler is not None:  # the schedule follows optimizer steps (none when all is held)
+                    self.scheduler.step()
             self.step += 1
             n = xb.shape[0]
             count += n
