@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
-from aekit.anomaly import score_samples  # noqa: E402
+from aekit.tasks.anomaly import score_samples  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 
 DEEP_SVDD = {0: 98.0, 1: 99.7, 2: 91.7, 3: 91.9, 4: 94.9, 5: 88.5, 6: 98.3, 7: 94.6, 8: 93.9, 9: 96.5}  # One-Class Deep SVDD

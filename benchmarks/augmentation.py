@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
-from aekit.augment import augment  # noqa: E402
+from aekit.tasks.augment import augment  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 
 CONDITIONS = ("real only", "+ cvae-prior", "+ cvae-post", "+ vae60k-post")

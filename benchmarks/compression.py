@@ -10,7 +10,7 @@ Method
   (`quantization_noise=--noise-bits`: uniform noise of one quantizer step on the code), then for
   each bit depth in --bits: per-dimension uniform quantizer with the range of the training codes,
   Laplace-smoothed per-dimension histograms of the training symbols as the range coder's model
-  (aekit.compression: fit_codec / compress / decompress, the code path of `aekit compress`).
+  (aekit.tasks.compression: fit_codec / compress / decompress, the code path of `aekit compress`).
 - PCA: fitted on the 54k training images; the first k coefficients (k in --pca-k) go through a
   uniform quantizer with ONE step size common to all coefficients (--pca-steps; the rate-optimal
   choice for an orthogonal transform at high rate, unlike an equal number of levels per
@@ -56,9 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
-from aekit.compression import (Codec, UniformQuantizer, compress, decompress, encode_codes, encode_symbols,  # noqa: E402
+from aekit.tasks.compression import (Codec, UniformQuantizer, compress, decompress, encode_codes, encode_symbols,  # noqa: E402
                                fit_counts)
-from aekit.compression.entropy import probabilities  # noqa: E402
+from aekit.tasks.compression.entropy import probabilities  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 from aekit.metrics import reconstruction_metrics, ssim  # noqa: E402
 

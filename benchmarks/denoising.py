@@ -8,7 +8,7 @@ clipped to [0, 1]) and salt-and-pepper noise (p 0.1, 0.3).
 
 Method
 - Evaluation images: --test-n (default 1000) MNIST test images drawn at random (seed 0); every
-  method sees the same noisy images (aekit.denoise.add_noise, seed 1: the noise code the DAEs
+  method sees the same noisy images (aekit.tasks.denoise.add_noise, seed 1: the noise code the DAEs
   were trained with: 'gaussian_clipped:S' = clip(x + N(0, S^2), 0, 1), 'salt_and_pepper:P' = a
   fraction P of pixels set to 0 or 1, half each).
 - Clipped-noise bias correction (Gaussian settings): a classical filter estimates E[y] for the
@@ -30,7 +30,7 @@ Method
   skip connections, which carry the image's detail past the bottleneck: what a denoiser wants),
   conv (32, 64) or mlp (784-512-256-64); trained on the 54k training images for --epochs,
   default 1, with the default Trainer recipe; no tuning), through the library path of
-  `aekit denoise` (aekit.denoise.denoise = model.reconstruct in eval mode).
+  `aekit denoise` (aekit.tasks.denoise.denoise = model.reconstruct in eval mode).
 - Metrics: PSNR (dB, mean over images, peak 1) and SSIM (aekit.metrics.ssim, as skimage), outputs
   clipped to [0, 1].
 - Target: the U-Net DAE at least 3 dB above the best classical method at sigma 0.5.
@@ -52,7 +52,7 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
-from aekit.denoise import add_noise, denoise  # noqa: E402
+from aekit.tasks.denoise import add_noise, denoise  # noqa: E402
 from aekit.metrics import reconstruction_metrics, ssim  # noqa: E402
 
 SETTINGS = ("gaussian_clipped:0.1", "gaussian_clipped:0.3", "gaussian_clipped:0.5", "salt_and_pepper:0.1",

@@ -3,7 +3,7 @@
 Each setting trains a conv VAE with a Bernoulli decoder and a 10-unit code on a seeded random
 subset of procedural dSprites (`dsprites32` by default: 32 x 32 binary images), then scores the
 posterior means with MIG, the FactorVAE score, the beta-VAE score and DCI
-(aekit.disentangle.evaluate_disentanglement) and measures the reconstruction error
+(aekit.tasks.disentangle.evaluate_disentanglement) and measures the reconstruction error
 (Bernoulli NLL, nats per image, and pixel MSE of the mean reconstruction) on held-out images.
 Active units are those whose posterior mean varies over the data (variance > 0.01, Burda et al.);
 "units KL > 0.01" counts units with a KL above 0.01 nats, which an input-independent posterior
@@ -90,9 +90,9 @@ def main(argv=None) -> int:
     import aekit
     from aekit.data import load_data
     from aekit.data import dsprites
-    from aekit.disentangle import evaluate_disentanglement
+    from aekit.tasks.disentangle import evaluate_disentanglement
     from aekit.metrics.likelihood import active_units
-    from aekit.train import TrainConfig, Trainer
+    from aekit.training.trainer import TrainConfig, Trainer
     from benchmarks.common import markdown, write_results
 
     if args.quick:

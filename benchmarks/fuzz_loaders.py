@@ -8,7 +8,7 @@
 Loaders (tests/fuzz_harness.py): .npy, .npz, .csv, IDX (plain and .gz), .mat, PNG and JPEG
 folders (aekit.load_data), model checkpoints (model.safetensors and config.json: aekit.load),
 training states (state.json / state.safetensors: Trainer.load_checkpoint), codec files and .aekc
-containers (aekit.compression). Inputs: the hand-made hostile files of each loader (huge declared
+containers (aekit.tasks.compression). Inputs: the hand-made hostile files of each loader (huge declared
 sizes, NaN / inf, wrong dtypes, zero-length, pickle payloads; decompression bombs of 64 MiB in
 65 KB for npz / IDX .gz / .mat / PNG and a 6 MB CSV of 3 million columns; a FIFO or a link to
 /dev/zero under a data file's name; an .npz member whose size lies; state.json, config.json and

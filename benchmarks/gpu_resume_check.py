@@ -3,7 +3,7 @@
 Run: PYTHONPATH=src python benchmarks/gpu_resume_check.py   (uses CUDA when available, else the CPU)
 """
 import torch, aekit, tempfile, time
-from aekit.train import Trainer, TrainConfig
+from aekit.training.trainer import Trainer, TrainConfig
 from aekit.metrics import iwae_bound, elbo_terms
 print(torch.__version__, torch.cuda.is_available())
 torch.manual_seed(0)

@@ -30,7 +30,7 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
-from aekit.train import TrainConfig, Trainer  # noqa: E402
+from aekit.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 PUBLISHED = {"PCA": 13.87, "logistic PCA": 8.01, "deep autoencoder (RBM pretraining)": 3.00}
 

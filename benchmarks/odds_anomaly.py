@@ -12,7 +12,7 @@ Contenders (defaults throughout, nothing tuned on these tables):
 - pca: squared reconstruction error with the fewest components that explain 90% of the training
   variance (fixed rule, chosen before any run).
 - ocsvm: sklearn OneClassSVM() (rbf, gamma='scale', nu=0.5).
-- aekit_detector: aekit.sklearn.AutoencoderOutlierDetector(random_state=seed), score = -score_samples
+- aekit_detector: aekit.tasks.sklearn.AutoencoderOutlierDetector(random_state=seed), score = -score_samples
   (its defaults when the run was made: results/odds_anomaly.json has n_estimators=1, the default
   before the ensemble won on validation; results/odds_anomaly_ensemble.json runs both side by side).
 - aekit_cli: `aekit train ae --data train.npy` then `aekit detect RUN --data test.npy` (its score column).
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, markdown, write_results  # noqa: E402
 
 import aekit  # noqa: E402
-from aekit.sklearn import AutoencoderOutlierDetector  # noqa: E402
+from aekit.tasks.sklearn import AutoencoderOutlierDetector  # noqa: E402
 
 TABLES = ("arrhythmia", "glass", "ionosphere", "letter", "lympho", "musk", "optdigits", "pima", "vowels", "wbc")
 CONTENDERS = ("iforest", "pca", "ocsvm", "aekit_detector", "aekit_cli", "pyod_autoencoder", "pyod_deepsvdd")

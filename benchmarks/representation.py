@@ -28,7 +28,7 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 from aekit.metrics import knn_accuracy  # noqa: E402
-from aekit.train import TrainConfig, Trainer  # noqa: E402
+from aekit.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 VARIANTS = ("ae", "dae", "sparse_l1", "sparse_kl", "cae", "vae")
 

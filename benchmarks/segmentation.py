@@ -1,4 +1,4 @@
-"""U-Net segmentation on the procedural cells data set (aekit.segment.make_cells).
+"""U-Net segmentation on the procedural cells data set (aekit.tasks.segmentation.make_cells).
 
 Trains a U-Net on procedural images (cell-like blobs and shapes on noisy backgrounds with an
 illumination gradient and vignetting), keeps the epoch with the best Dice on a separate
@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown, write_results  # noqa: E402
 
-from aekit.segment import (  # noqa: E402
+from aekit.tasks.segmentation import (  # noqa: E402
     SegmentConfig, SegmentationUNet, SegmentTrainer, cells_set, evaluate_model, segmentation_scores,
 )
 

@@ -42,9 +42,9 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
-from aekit.stacked import assemble_autoencoder, pretrain_stack  # noqa: E402
-from aekit.stacked_classifier import accuracy, finetune_classifier  # noqa: E402
-from aekit.train import TrainConfig, Trainer  # noqa: E402
+from aekit.tasks.stacked.layerwise import assemble_autoencoder, pretrain_stack  # noqa: E402
+from aekit.tasks.stacked.classifier import accuracy, finetune_classifier  # noqa: E402
+from aekit.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 UFLDL_PUBLISHED = {"before": 0.877, "after": 0.976}
 

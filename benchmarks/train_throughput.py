@@ -107,7 +107,7 @@ from aekit.errors import TrainingError  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import is_published, results_path  # noqa: E402
-from aekit.train import Trainer, TrainConfig  # noqa: E402
+from aekit.training.trainer import Trainer, TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = [784, 512, 256, 32, 256, 512, 784]

@@ -11,7 +11,7 @@ Convergence per epoch depends on the hyperparameters, not on the hardware, so th
 processes on one GPU; fp32 matmuls with TF32 off). Each run trains the 784-512-256-32 MLP AE
 with aekit's loop semantics: per-epoch randperm from a seeded generator, index_select batches,
 loss 0.5 * SSE / B (aekit's Gaussian NLL with sigma=1 minus its constant; "mean" = nn.MSELoss,
-the tutorial loop), torch.optim.Adam, and aekit.train.make_schedule for the schedule.
+the tutorial loop), torch.optim.Adam, and aekit.training.trainer.make_schedule for the schedule.
 Results: benchmarks/results/train_throughput_sweep.json (one row per run, its validation SE curve).
 """
 
@@ -69,7 +69,7 @@ def run(cfg, dev, xtr, xva):
     import torch.nn.functional as F
     from torch import nn
 
-    from aekit.train import TrainConfig, make_schedule
+    from aekit.training.trainer import TrainConfig, make_schedule
 
     torch.manual_seed(cfg.get("seed", 0))
     m = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 32),

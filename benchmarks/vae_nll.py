@@ -29,7 +29,7 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
 from aekit.metrics import active_units, iwae_bound  # noqa: E402
-from aekit.train import TrainConfig, Trainer  # noqa: E402
+from aekit.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def vae_params(hidden: list[int], latent: int, d: int = 784) -> int:

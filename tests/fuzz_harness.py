@@ -6,7 +6,7 @@ benchmarks/fuzz_loaders.py (the long run). Not a test module itself.
 A *target* is one loader and the files it reads: npy, npz, csv, idx, idx.gz, mat, png / jpeg
 folders (aekit.load_data), model checkpoints (weights and config.json: aekit.checkpoint.load),
 training states (Trainer.load_checkpoint), codec files and .aekc containers
-(aekit.compression). `Target.load(files)` writes the files into a fresh folder and runs the
+(aekit.tasks.compression). `Target.load(files)` writes the files into a fresh folder and runs the
 loader on them.
 
 The rule (`check_outcome`): a load either succeeds with finite numbers or raises an
@@ -235,7 +235,7 @@ def _checkpoint_files() -> dict[str, bytes]:
 def _train_state_files() -> dict[str, bytes]:
     import tempfile
 
-    from aekit.train import TrainConfig, Trainer
+    from aekit.training.trainer import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as d:
         x = torch.rand(8, 6)
@@ -246,7 +246,7 @@ def _train_state_files() -> dict[str, bytes]:
 
 
 def _load_train_state(folder: Path):
-    from aekit.train import TrainConfig, Trainer
+    from aekit.training.trainer import TrainConfig, Trainer
 
     trainer = Trainer(_tiny_model(), TrainConfig(epochs=2, batch_size=4, progress=False), out_dir=folder)
     return trainer.load_checkpoint()
@@ -260,7 +260,7 @@ def _codec_setup():
     if not _CODEC_CACHE:
         import tempfile
 
-        from aekit.compression import compress, fit_codec
+        from aekit.tasks.compression import compress, fit_codec
 
         model = _tiny_model().eval()
         x = torch.rand(16, 6)
@@ -273,7 +273,7 @@ def _codec_setup():
 
 
 def _load_container(folder: Path):
-    from aekit.compression import decompress
+    from aekit.tasks.compression import decompress
 
     c = _codec_setup()
     x_hat, _ = decompress(c["model"], (folder / "codes.aekc").read_bytes(), c["codec"], where="codes.aekc")
@@ -283,14 +283,14 @@ def _load_container(folder: Path):
 
 
 def _load_codec(folder: Path):
-    from aekit.compression import Codec
+    from aekit.tasks.compression import Codec
 
     return Codec.load(folder / "codec.safetensors")
 
 
 def _container_with(header_changes: dict, payload: bytes | None = None, method: str = "range") -> bytes:
     """A container whose header fields are replaced (CRC and checksums recomputed: a careful forger)."""
-    from aekit.compression.container import MAGIC, VERSION, _PREFIX
+    from aekit.tasks.compression.container import MAGIC, VERSION, _PREFIX
 
     c = _codec_setup()
     data = c[method]
@@ -516,7 +516,7 @@ def _edit_state(data: bytes, **changes) -> bytes:
 
 
 def _payload(container: bytes) -> bytes:
-    from aekit.compression.container import _PREFIX
+    from aekit.tasks.compression.container import _PREFIX
 
     n = _PREFIX.unpack(container[:_PREFIX.size])[2]
     return container[_PREFIX.size + n + 4:]

@@ -14,10 +14,10 @@ from torch.distributions import Normal, kl_divergence
 from torch.testing import assert_close
 
 import aekit
-from aekit.bottlenecks import Code, DiagonalGaussian, GaussianBottleneck
-from aekit.corruption import Corruption
-from aekit.likelihoods import BernoulliLikelihood, GaussianLikelihood
-from aekit.regularizers import (
+from aekit.axes.bottlenecks import Code, DiagonalGaussian, GaussianBottleneck
+from aekit.axes.corruption import Corruption
+from aekit.axes.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from aekit.axes.regularizers import (
     KLPrior,
     KLSparsity,
     RegContext,

@@ -11,7 +11,7 @@ import torch
 from cli_helpers import cli
 
 import aekit
-from aekit.anomaly import (binary_truth, calibrate_threshold, detect, detection_metrics, error_maps,
+from aekit.tasks.anomaly import (binary_truth, calibrate_threshold, detect, detection_metrics, error_maps,
                            score_samples)
 from aekit.errors import ConfigError, DataError, ShapeError
 

@@ -1,4 +1,4 @@
-"""Augmentation: labelled synthetic samples from a VAE (aekit.augment and `aekit augment`).
+"""Augmentation: labelled synthetic samples from a VAE (aekit.tasks.augment and `aekit augment`).
 
 The posterior method at temperature 0 must give exactly the reconstructions of its source samples,
 with their labels, each source used floor(n/N) or ceil(n/N) times: that pins down the sampling of
@@ -13,7 +13,7 @@ import torch
 from torch.testing import assert_close
 
 import aekit
-from aekit.augment import augment
+from aekit.tasks.augment import augment
 from aekit.data import load_data
 from cli_helpers import cli
 

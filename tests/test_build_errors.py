@@ -13,10 +13,10 @@ import torch
 
 import aekit
 from aekit.backbones import BACKBONES
-from aekit.bottlenecks import CODE_ACTIVATIONS
-from aekit.corruption import CORRUPTIONS
-from aekit.likelihoods import LIKELIHOODS
-from aekit.regularizers import REGULARIZERS
+from aekit.axes.bottlenecks import CODE_ACTIVATIONS
+from aekit.axes.corruption import CORRUPTIONS
+from aekit.axes.likelihoods import LIKELIHOODS
+from aekit.axes.regularizers import REGULARIZERS
 
 VEC = (10,)
 IMG = (1, 8, 8)

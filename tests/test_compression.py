@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import aekit
-from aekit.bottlenecks import quantization_noise
-from aekit.compression import (Codec, UniformQuantizer, compress, decode_symbols, decompress, encode_symbols,
+from aekit.axes.bottlenecks import quantization_noise
+from aekit.tasks.compression import (Codec, UniformQuantizer, compress, decode_symbols, decompress, encode_symbols,
                                fit_codec, fit_counts, ideal_bits, model_hash, pack_container, read_container,
                                unpack_container)
-from aekit.compression.container import MAGIC, MAX_SYMBOLS
+from aekit.tasks.compression.container import MAGIC, MAX_SYMBOLS
 from aekit.errors import CheckpointError, ConfigError, DataError
 from cli_helpers import cli
 
@@ -124,7 +124,7 @@ def _with_header(blob: bytes, **changes) -> bytes:
 
 
 def test_container_round_trip(tmp_path):
-    from aekit.compression import write_container
+    from aekit.tasks.compression import write_container
 
     payload = bytes(range(200))
     path = write_container(tmp_path / "x.aekc", HEADER, payload)

@@ -10,7 +10,7 @@ import torch
 
 import aekit
 from aekit.data import load_data
-from aekit.denoise import add_noise, denoise, denoising_metrics
+from aekit.tasks.denoise import add_noise, denoise, denoising_metrics
 from aekit.errors import ConfigError, ShapeError
 from cli_helpers import cli
 

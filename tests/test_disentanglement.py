@@ -15,7 +15,7 @@ import aekit
 from aekit.errors import ConfigError
 from aekit.metrics import betavae_score, dci, factorvae_score, mig
 from aekit.metrics.disentanglement import discretize, entropy, mutual_information
-from aekit.regularizers import KLPrior
+from aekit.axes.regularizers import KLPrior
 
 SIZES = (3, 6, 10, 8)   # every factor <= 20 classes: a 20-bin code can hold all of it
 HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0   # orthogonal, |entries| equal
@@ -242,7 +242,7 @@ def test_disentangle_refuses_data_without_factors(tmp_path):
 
 
 def test_traversals_ordered_by_kl(tiny_run):
-    from aekit.runs import load_run
+    from aekit.training.runs import load_run
     from aekit.viz.kl_traversals import kl_order, plot_traversals_by_kl
 
     assert kl_order([0.1, 3.0, 0.0, 3.0]).tolist() == [1, 3, 0, 2]

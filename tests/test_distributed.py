@@ -1,4 +1,4 @@
-"""Data-parallel training (aekit.distributed) against single-process training.
+"""Data-parallel training (aekit.training.distributed) against single-process training.
 
 Two CPU ranks (gloo) launched with torchrun must end where one process ends with the same global
 batch: the gradient of the global batch's mean loss is assembled from the shards' gradients, so
@@ -27,9 +27,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from aekit.distributed import DistContext, choose_backend, context_from_env, distributed_session, make_trainer
+from aekit.training.distributed import DistContext, choose_backend, context_from_env, distributed_session, make_trainer
 from aekit.errors import ConfigError
-from aekit.train import TrainConfig, Trainer
+from aekit.training.trainer import TrainConfig, Trainer
 from cli_helpers import cli
 
 HERE = Path(__file__).resolve().parent

@@ -17,8 +17,8 @@ from cli_helpers import cli
 
 import aekit
 from aekit.data import load_data
-from aekit.explore import ExploreState, make_server
-from aekit.explore.validate import MAX_BODY, MAX_STEPS
+from aekit.tasks.explore import ExploreState, make_server
+from aekit.tasks.explore.validate import MAX_BODY, MAX_STEPS
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,7 @@ def test_keep_alive_stays_in_step_after_errors(server):
 
 # ---------------------------------------------------------------------------------------- command line
 def test_explore_command_prints_its_address(tmp_path, monkeypatch, no_fsync):
-    from aekit.explore.server import ExploreServer
+    from aekit.tasks.explore.server import ExploreServer
 
     run = tmp_path / "run"
     code, _, err = cli("train", "ae", "--data", "digits", "--max-samples", "100", "--epochs", "1", "--hidden", "8",
@@ -260,7 +260,7 @@ def test_explore_command_errors(tmp_path):
 
 
 def test_a_stalled_body_times_out_with_408(server, monkeypatch):
-    from aekit.explore.server import ExploreHandler
+    from aekit.tasks.explore.server import ExploreHandler
 
     monkeypatch.setattr(ExploreHandler, "timeout", 0.3)  # read per connection: affects only the one below
     host, port = server.server_address[:2]
@@ -290,7 +290,7 @@ def _own_server(digits, **attrs):
 def test_a_body_dripped_byte_by_byte_is_dropped_at_the_request_deadline(digits, monkeypatch):
     import time
 
-    from aekit.explore.server import ExploreHandler
+    from aekit.tasks.explore.server import ExploreHandler
 
     monkeypatch.setattr(ExploreHandler, "request_deadline", 1.0)  # whole request, however the bytes trickle in
     srv = _own_server(digits)
@@ -324,7 +324,7 @@ def test_a_body_dripped_byte_by_byte_is_dropped_at_the_request_deadline(digits, 
 def test_dripped_headers_are_dropped_at_the_request_deadline(digits, monkeypatch):
     import time
 
-    from aekit.explore.server import ExploreHandler
+    from aekit.tasks.explore.server import ExploreHandler
 
     monkeypatch.setattr(ExploreHandler, "request_deadline", 1.0)
     srv = _own_server(digits)
@@ -354,7 +354,7 @@ def test_dripped_headers_are_dropped_at_the_request_deadline(digits, monkeypatch
 def test_held_connections_never_take_more_than_the_thread_bound(digits, monkeypatch):
     import time
 
-    from aekit.explore.server import ExploreHandler
+    from aekit.tasks.explore.server import ExploreHandler
 
     monkeypatch.setattr(ExploreHandler, "request_deadline", 1.5)
     base = threading.active_count()

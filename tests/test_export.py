@@ -79,7 +79,7 @@ def test_export_errors_are_one_line(tmp_path):
 
 def test_unet_with_skips_exports_a_reconstruct_graph(tmp_path, monkeypatch):
     """A U-Net decoder needs the encoder's maps: the second graph is x -> x_mean (routing only; no real export)."""
-    from aekit import export
+    from aekit.tasks import export
 
     calls = []
 

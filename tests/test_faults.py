@@ -189,7 +189,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_exits_with_one
             snapshot.update({p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()})
             full.armed = True
 
-    import aekit.distributed as distributed
+    import aekit.training.distributed as distributed
 
     orig = distributed.make_trainer
 

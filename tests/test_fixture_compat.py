@@ -56,7 +56,7 @@ def test_v1_stacked_run_loads():
 
 
 def test_v1_segmentation_run_loads():
-    from aekit.segment import load_segmenter
+    from aekit.tasks.segmentation import load_segmenter
 
     seg = load_segmenter(V1 / "seg").eval()
     img = torch.from_numpy(np.random.default_rng(3).random((1, 1, 32, 32)).astype(np.float32))

@@ -18,7 +18,7 @@ from torch.testing import assert_close
 import aekit
 from aekit.data import load_data
 from aekit.interpolation import interpolate_codes, lerp, slerp
-from aekit.train import TrainConfig, Trainer
+from aekit.training.trainer import TrainConfig, Trainer
 from cli_helpers import cli
 
 # ---------------------------------------------------------------------- slerp by hand

@@ -219,14 +219,14 @@ def container(**changes):
 
 
 def decode(blob: bytes):
-    from aekit.compression import decompress
+    from aekit.tasks.compression import decompress
 
     c = fh._codec_setup()
     return decompress(c["model"], blob, c["codec"], where="forged.aekc")
 
 
 def header_and_payload(blob: bytes) -> tuple[dict, bytes]:
-    from aekit.compression.container import _PREFIX
+    from aekit.tasks.compression.container import _PREFIX
 
     n = _PREFIX.unpack(blob[:_PREFIX.size])[2]
     return json.loads(blob[_PREFIX.size:_PREFIX.size + n]), blob[_PREFIX.size + n + 4:]
@@ -273,7 +273,7 @@ def test_scale_and_offset_that_make_inf_or_nonsense_are_refused(changes):
 
 
 def test_a_scale_that_overflows_float32_is_refused_in_the_header():
-    from aekit.compression.container import check_header
+    from aekit.tasks.compression.container import check_header
 
     header, _ = header_and_payload(fh._codec_setup()["range"])
     header.update(scale=3e38, offset=3e38)  # finite in float64, inf once x * scale + offset is taken in float32

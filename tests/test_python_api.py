@@ -16,7 +16,7 @@ from cli_helpers import cli
 import aekit
 from aekit.data import load_data
 from aekit.errors import ConfigError, ShapeError
-from aekit.train import TrainConfig
+from aekit.training.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_every_training_option_is_in_fits_signature_and_documented():
 
 
 def test_option_lists_print_in_the_same_order_every_time():
-    code = ("from aekit.train import TrainConfig\n"
+    code = ("from aekit.training.trainer import TrainConfig\n"
             "try:\n    TrainConfig.from_dict({'epochz': 1})\n"
             "except Exception as exc:\n    print(exc)\n")
     messages = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

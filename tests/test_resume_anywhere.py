@@ -23,7 +23,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from safetensors.torch import load_file
 
 from aekit.errors import ConfigError
-from aekit.train import TrainConfig, Trainer, parse_checkpoint_every
+from aekit.training.trainer import TrainConfig, Trainer, parse_checkpoint_every
 from cli_helpers import cli
 
 HERE = Path(__file__).resolve().parent

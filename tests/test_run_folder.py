@@ -57,7 +57,7 @@ def one_line(err: str) -> str:
 # ---------------------------------------------------------------------- point 2: one writer
 def hold_lock(folder: Path) -> subprocess.Popen:
     """Another process that holds the run folder's lock (as a running training does) until killed."""
-    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from aekit.run_lock import RunLock\n"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from aekit.training.run_lock import RunLock\n"
             "with RunLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(Path(aekit.__file__).parents[1])],
                             stdout=subprocess.PIPE, text=True)

@@ -12,14 +12,14 @@ from PIL import Image
 from torch import nn
 
 from aekit.errors import ConfigError, DataError, ShapeError
-from aekit.segment import (
+from aekit.tasks.segmentation import (
     Augment, SegmentationUNet, SegmentTrainer, SegmentConfig, cells_set, evaluate_model, load_pairs, load_segmenter,
     make_cells, pad_to_multiple, predict_logits, random_crops, save_segmenter, segmentation_scores, soft_dice_loss,
     write_cells,
 )
-from aekit.segment.augment import elastic_grid, warp
-from aekit.segment.losses import segmentation_loss
-from aekit.segment.tiles import tile_starts
+from aekit.tasks.segmentation.augment import elastic_grid, warp
+from aekit.tasks.segmentation.losses import segmentation_loss
+from aekit.tasks.segmentation.tiles import tile_starts
 
 from cli_helpers import cli
 

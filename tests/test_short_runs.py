@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 import aekit
 from aekit.errors import AekitWarning, ShortRunWarning
-from aekit import train as train_module
-from aekit.train import TrainConfig, make_schedule
+from aekit.training import trainer as train_module
+from aekit.training.trainer import TrainConfig, make_schedule
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""aekit.sklearn: scikit-learn's own estimator checks, Pipeline / GridSearchCV, and analytic references."""
+"""aekit.tasks.sklearn: scikit-learn's own estimator checks, Pipeline / GridSearchCV, and analytic references."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from aekit.sklearn import EXPECTED_FAILED_CHECKS, AutoencoderOutlierDetector, AutoencoderTransformer
+from aekit.tasks.sklearn import EXPECTED_FAILED_CHECKS, AutoencoderOutlierDetector, AutoencoderTransformer
 
 FAST = dict(hidden=(8,), epochs=2)  # the checks fit dozens of times: tiny models, two epochs
 

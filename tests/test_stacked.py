@@ -11,11 +11,11 @@ from cli_helpers import cli
 
 from aekit.data import load_data
 from aekit.errors import ConfigError, DataError
-from aekit.runs import load_run
-from aekit.stacked import (LAYER_VARIANTS, assemble_autoencoder, check_layers, fit_stacked, predict, pretrain_stack,
+from aekit.training.runs import load_run
+from aekit.tasks.stacked.layerwise import (LAYER_VARIANTS, assemble_autoencoder, check_layers, fit_stacked, predict, pretrain_stack,
                            stacked_decode, stacked_encode)
-from aekit.stacked_classifier import load_classifier
-from aekit.train import TrainConfig
+from aekit.tasks.stacked.classifier import load_classifier
+from aekit.training.trainer import TrainConfig
 
 
 @pytest.fixture(autouse=True)

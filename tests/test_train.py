@@ -17,10 +17,10 @@ import aekit
 from aekit import checkpoint as ckpt
 from aekit.data import load_data
 from aekit.errors import AekitError, CheckpointError, ConfigError, TrainingError
-from aekit import train as train_module
-from aekit.train import TrainConfig, Trainer
+from aekit.training import trainer as train_module
+from aekit.training.trainer import TrainConfig, Trainer
 
-# the one-call helper (aekit.fit; formerly aekit.train.train)
+# the one-call helper (aekit.fit; formerly aekit.training.trainer.train)
 train_fn = getattr(train_module, "fit", None) or getattr(train_module, "train")
 HAS_DEVICE = "device" in TrainConfig.__dataclass_fields__
 
@@ -600,7 +600,7 @@ def test_tensorboard_logs_every_epoch_metric(digits, tmp_path):
 
 
 def test_unknown_device_is_a_config_error_with_a_hint():
-    from aekit.train import resolve_device
+    from aekit.training.trainer import resolve_device
 
     with pytest.raises(ConfigError, match="device must be .*'cpux'.*Did you mean 'cpu'"):
         resolve_device("cpux")

@@ -8,13 +8,16 @@ A variant is a point in corruption x backbone x bottleneck x regularizers x like
     aekit.save(model, "run/model"); same = aekit.load("run/model")
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from ._compat import install as _install_compat
+
+_install_compat()  # first-release import paths (aekit.train, aekit.sklearn, ...) keep working
 
 from .build import build, resolve_config  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .errors import AekitError, CheckpointError, ConfigError, DataError, ShapeError, TrainingError  # noqa: E402
 from .model import AEOutput, Autoencoder  # noqa: E402
-from .train import TrainConfig, Trainer, fit  # noqa: E402
+from .training.trainer import TrainConfig, Trainer, fit  # noqa: E402
 from .variants import VARIANTS, list_variants  # noqa: E402
 
 __all__ = [

@@ -19,13 +19,13 @@ import torch
 
 from .backbones import BACKBONES, make_backbone
 from .backbones.dense import check_widths
-from .bottlenecks import BOTTLENECKS, CODE_ACTIVATIONS, make_bottleneck
-from .corruption import Corruption, parse_corruption
+from .axes.bottlenecks import BOTTLENECKS, CODE_ACTIVATIONS, make_bottleneck
+from .axes.corruption import Corruption, parse_corruption
 from .errors import ConfigError, check_choice
-from .likelihoods import LIKELIHOODS, make_likelihood
+from .axes.likelihoods import LIKELIHOODS, make_likelihood
 from .model import Autoencoder
 from .pca_init import INITS, pca_eligible
-from .regularizers import make_regularizer
+from .axes.regularizers import make_regularizer
 from .variants import VARIANTS
 
 FORMAT_VERSION = 1
@@ -45,7 +45,7 @@ DEFAULTS = {
     "likelihood": "gaussian",
     "sigma": 1.0,
     "learn_sigma": False,
-    "quantization_noise": None,  # bits: train deterministic codes with uniform noise (aekit.compression)
+    "quantization_noise": None,  # bits: train deterministic codes with uniform noise (aekit.tasks.compression)
     "num_classes": None,  # K: a conditional model, the one-hot label an input to encoder and decoder
     "init": "random",  # random | pca: a linear model starts at PCA's solution on the training data (pca_init.py)
 }

@@ -137,7 +137,7 @@ def read_json(path) -> dict:
 # ---------------------------------------------------------------------- models
 def save(model, directory: str | os.PathLike) -> Path:
     """Write model.safetensors and config.json into directory (created if needed)."""
-    from . import __version__
+    from ._version import __version__
     from .build import FORMAT_VERSION
 
     directory = Path(directory)

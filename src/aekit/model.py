@@ -18,12 +18,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .bottlenecks import Code
+from .axes.bottlenecks import Code
 from .conditioning import balanced_labels, label_input, label_tensor
 from .errors import ConfigError, ShapeError
 from .interpolation import interpolate_codes, interpolation_weights
-from .likelihoods import LOG_2PI, GaussianLikelihood
-from .regularizers import RegContext
+from .axes.likelihoods import LOG_2PI, GaussianLikelihood
+from .axes.regularizers import RegContext
 
 
 @dataclass

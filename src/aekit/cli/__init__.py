@@ -18,7 +18,7 @@ from .parser import Parser
 
 
 def make_parser() -> Parser:
-    from .. import __version__
+    from .._version import __version__
     from .augment_cmd import add_augment_parser
     from .compress_cmd import add_compress_parsers
     from .demo import add_demo_parser

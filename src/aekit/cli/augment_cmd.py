@@ -2,7 +2,7 @@
 
 A conditional run (cvae) samples its prior with balanced labels (or --label); any other VAE run
 perturbs the codes of real labelled samples within their posterior and keeps their labels (see
-aekit.augment). The .npz holds `x` in the data's shape and units and `y` (int64), so it loads
+aekit.tasks.augment). The .npz holds `x` in the data's shape and units and `y` (int64), so it loads
 back as a data source (`--data synthetic.npz`) or with numpy.load.
 """
 
@@ -14,11 +14,11 @@ import sys
 import numpy as np
 import torch
 
-from ..augment import METHODS, augment
+from ..tasks.augment import METHODS, augment
 from ..checkpoint import atomic_write_bytes
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .inspect_cmd import _out_path
 from .parser import positive_int

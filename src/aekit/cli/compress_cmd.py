@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compression import METHODS, Codec, compress, compression_stats, decompress, fit_codec, read_container
-from ..compression.codec import CODEC_DIR
+from ..tasks.compression import METHODS, Codec, compress, compression_stats, decompress, fit_codec, read_container
+from ..tasks.compression.codec import CODEC_DIR
 from ..errors import CheckpointError, ConfigError, DataError
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy
 from .parser import positive_int
@@ -69,7 +69,7 @@ def run_compress(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     from ..checkpoint import atomic_write_bytes
-    from ..progress import stages
+    from ..training.progress import stages
 
     with stages(["load", "codec", "compress", "check"], desc="compress") as stage:
         stage("load")

@@ -20,7 +20,7 @@ from ..build import build
 from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data import load_data
 from ..metrics import elbo_terms, reconstruction_metrics
-from ..train import TrainConfig, Trainer
+from ..training.trainer import TrainConfig, Trainer
 from .parser import markdown_table, positive_int, print_table
 
 DEMO_VARIANTS = ("linear", "ae", "dae", "sparse_kl", "cae", "vae")

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from ..denoise import add_noise, denoise, denoising_metrics
-from ..runs import load_run, run_data
+from ..tasks.denoise import add_noise, denoise, denoising_metrics
+from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy
 from .train_cmd import add_data_options

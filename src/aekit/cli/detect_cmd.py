@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..anomaly import DEFAULT_SAMPLES, SCORES, binary_truth, check_level, detect, error_maps, map_grid
+from ..tasks.anomaly import DEFAULT_SAMPLES, SCORES, binary_truth, check_level, detect, error_maps, map_grid
 from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
-from ..runs import load_run, run_data, subset_rows
+from ..training.runs import load_run, run_data, subset_rows
 from .inspect_cmd import _save_npy, batched, image_grid
 from .parser import positive_int
 from .train_cmd import add_data_options

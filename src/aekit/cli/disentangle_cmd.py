@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..disentangle import evaluate_disentanglement, source_resolution
-from ..runs import load_run
+from ..tasks.disentangle import evaluate_disentanglement, source_resolution
+from ..training.runs import load_run
 from .parser import positive_int
 
 KEYS = ("mig", "factorvae_score", "betavae_score", "dci", "dci_completeness", "dci_informativeness")

@@ -25,7 +25,7 @@ def port_number(text: str) -> int:
 
 
 def add_explore_parser(sub) -> None:
-    from ..explore.state import MAX_POINTS
+    from ..tasks.explore.state import MAX_POINTS
 
     p = sub.add_parser("explore", help="serve an interactive page to explore a run's latent space",
                        description="Start a local web server with a 2-D map of the encoded data (a PCA projection "
@@ -45,8 +45,8 @@ def add_explore_parser(sub) -> None:
 
 def open_server(args):
     """Load the run and its data, bind the server (not serving yet)."""
-    from ..explore import ExploreState, make_server
-    from ..runs import load_run, run_data
+    from ..tasks.explore import ExploreState, make_server
+    from ..training.runs import load_run, run_data
 
     model, info = load_run(args.run_dir)
     x, labels, _, what = run_data(info, source=args.data, data_dir=args.data_dir, model=model)

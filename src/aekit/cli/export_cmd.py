@@ -12,7 +12,7 @@ import json
 
 
 def add_export_parser(sub) -> None:
-    from ..export import FORMATS
+    from ..tasks.export import FORMATS
 
     p = sub.add_parser("export", help="export a run's encoder and decoder (ONNX) for use outside PyTorch",
                        description="Write the encoder (x -> z) and decoder (z -> reconstruction mean) of a run's "
@@ -25,7 +25,7 @@ def add_export_parser(sub) -> None:
 
 
 def run_export(args) -> int:
-    from ..export import export_run
+    from ..tasks.export import export_run
 
     meta = export_run(args.run_dir, out_dir=args.out, format=args.format)
     out = args.out if args.out is not None else f"{args.run_dir}/onnx"

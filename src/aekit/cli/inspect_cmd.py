@@ -12,7 +12,7 @@ import torch
 from ..errors import ConfigError
 from ..metrics import (active_units, elbo_terms, iwae_bound, knn_accuracy, linear_probe_accuracy,
                        reconstruction_metrics, ssim)
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .parser import positive_int
 from .train_cmd import add_data_options
@@ -108,7 +108,7 @@ def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples:
     if probe:
         out.update(probe_scores(model, ds, x, y, info))
     if y is not None and (Path(run_dir) / "classifier.safetensors").is_file():  # a stacked run's softmax head
-        from ..stacked import accuracy, load_classifier
+        from ..tasks.stacked.layerwise import accuracy, load_classifier
 
         out["accuracy"] = accuracy(load_classifier(run_dir), x, y)
     return out

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..interpolation import MODES
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .inspect_cmd import _out_path, _save_npy, image_grid
 from .train_cmd import add_data_options

@@ -27,7 +27,7 @@ def run_list(args) -> int:
                      "regularizers": ",".join(a["regularizers"]) or "-", "likelihood": a["likelihood"],
                      "reference": v["reference"]})
     rows.append({"variant": "stacked", "backbone": "mlp", "bottleneck": "deterministic", "corruption": "per layer",
-                 "regularizers": "per layer", "likelihood": "gaussian",  # a training schedule (aekit.stacked), not a recipe
+                 "regularizers": "per layer", "likelihood": "gaussian",  # a training schedule (aekit.tasks.stacked.layerwise), not a recipe
                  "reference": "Bengio et al. 2007, Greedy layer-wise training of deep networks"})
     print_table(rows, ["variant", "backbone", "bottleneck", "corruption", "regularizers", "likelihood", "reference"])
     return 0

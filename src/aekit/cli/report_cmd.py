@@ -65,7 +65,7 @@ def train_variant(name: str, *, data: str, data_dir: str | None, out: Path, epoc
     """Train one named variant the way `aekit demo` does; returns its run directory."""
     from ..build import build
     from ..data import load_data
-    from ..train import TrainConfig, Trainer
+    from ..training.trainer import TrainConfig, Trainer
 
     from .train_cmd import absolute_dir, absolute_source
 

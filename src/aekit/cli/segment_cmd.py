@@ -46,7 +46,7 @@ class _GroupParser(Parser):
 
 def augment_list(text: str) -> list[str]:
     """'flip,rotate,elastic' -> the list; 'none' or '' -> []."""
-    from ..segment.training import AUGMENTATIONS
+    from ..tasks.segmentation.training import AUGMENTATIONS
 
     if text.strip().lower() in ("", "none"):
         return []
@@ -138,7 +138,7 @@ def default_overlap(tile: int, overlap: int | None) -> int:
 
 
 def _load_run(run_dir):
-    from ..segment.saving import is_segmenter_dir, load_segmenter
+    from ..tasks.segmentation.saving import is_segmenter_dir, load_segmenter
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -159,9 +159,9 @@ def _check_channels(model, channels: int, where: str) -> None:
 def run_segment_train(args) -> int:
     import torch
 
-    from ..segment.pairs import load_pairs
-    from ..segment.training import SegmentConfig, SegmentTrainer
-    from ..segment.unet import SegmentationUNet
+    from ..tasks.segmentation.pairs import load_pairs
+    from ..tasks.segmentation.training import SegmentConfig, SegmentTrainer
+    from ..tasks.segmentation.unet import SegmentationUNet
 
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the model, history and checkpoints.")
@@ -226,8 +226,8 @@ def encode_mask(labels: np.ndarray, encoding: str) -> np.ndarray:
 def run_segment_predict(args) -> int:
     from PIL import Image
 
-    from ..segment.pairs import read_images
-    from ..segment.tiles import predict_mask
+    from ..tasks.segmentation.pairs import read_images
+    from ..tasks.segmentation.tiles import predict_mask
 
     model, info = _load_run(args.run_dir)
     images, names = read_images(args.images)
@@ -244,8 +244,8 @@ def run_segment_predict(args) -> int:
 
 # ---------------------------------------------------------------------- evaluate
 def run_segment_evaluate(args) -> int:
-    from ..segment.pairs import load_pairs
-    from ..segment.training import evaluate_model
+    from ..tasks.segmentation.pairs import load_pairs
+    from ..tasks.segmentation.training import evaluate_model
 
     model, info = _load_run(args.run_dir)
     ds = load_pairs(args.images, args.masks, classes=model.classes, mask_suffix=args.mask_suffix)
@@ -266,7 +266,7 @@ def run_segment_evaluate(args) -> int:
 
 # ---------------------------------------------------------------------- make-data
 def run_segment_make_data(args) -> int:
-    from ..segment.procedural import write_cells
+    from ..tasks.segmentation.procedural import write_cells
 
     check_choice("classes", str(args.classes), ["2", "3"])
     img_dir, mask_dir = write_cells(args.out, args.n, size=args.size, classes=args.classes, seed=args.seed)

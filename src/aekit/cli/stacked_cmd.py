@@ -1,6 +1,6 @@
 """`aekit train stacked --layers 500,250,30 [--layer-variant sparse_kl] [--finetune ...] --data SRC --out RUN_DIR`.
 
-Greedy layer-wise pretraining and fine-tuning (aekit.stacked). The options of `aekit train`
+Greedy layer-wise pretraining and fine-tuning (aekit.tasks.stacked.layerwise). The options of `aekit train`
 apply: the training group to every phase (--epochs is the fine-tune's; --pretrain-epochs each
 layer's), --likelihood to the first layer and the assembled model, --activation /
 --code-activation to the hidden / top codes, --noise / --sparsity / --contractive replace the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..data import load_data
 from ..errors import ConfigError
-from ..stacked import FINETUNE, LAYER_VARIANTS, fit_stacked
-from ..train import TrainConfig
+from ..tasks.stacked.layerwise import FINETUNE, LAYER_VARIANTS, fit_stacked
+from ..training.trainer import TrainConfig
 from .parser import int_list, parse_sparsity, positive_int
 
 

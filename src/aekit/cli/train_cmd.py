@@ -14,7 +14,7 @@ from ..build import build
 from ..checkpoint import read_json
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError, check_choice
-from ..train import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
+from ..training.trainer import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
 from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
@@ -208,7 +208,7 @@ def run_train(args) -> int:
     out = Path(args.out)
     from .stacked_cmd import reject_stacked_options, run_train_stacked
 
-    if args.variant == "stacked":  # greedy layer-wise pretraining: its own schedule (aekit.stacked)
+    if args.variant == "stacked":  # greedy layer-wise pretraining: its own schedule (aekit.tasks.stacked.layerwise)
         return run_train_stacked(args)
     reject_stacked_options(args)
     check_choice("variant", args.variant, [*VARIANTS, "stacked"])
@@ -264,7 +264,7 @@ def run_train(args) -> int:
             terms = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_")))
             print(f"epoch {record['epoch']:>3}/{trainer.cfg.epochs}  {terms}  ({record['time']:.1f}s)", file=sys.stderr)
 
-    from ..distributed import distributed_session, make_trainer
+    from ..training.distributed import distributed_session, make_trainer
 
     with distributed_session(cfg.device) as dist_ctx:  # torchrun: data-parallel over the ranks; else one process
         trainer = make_trainer(model, cfg, dist_ctx=dist_ctx, out_dir=out, run_info=run_info, callbacks=[report])

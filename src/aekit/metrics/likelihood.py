@@ -51,7 +51,7 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
     tight as K grows; -result is the test NLL reported in the VAE literature (K = 5000 there).
     Batched over K and over images (K * B <= max_batch_elements decoded at once) under no_grad.
     Returns the mean over images (float) or the (N,) tensor. progress: a bar over the images (default:
-    when stderr is a terminal; see aekit.progress).
+    when stderr is a terminal; see aekit.training.progress).
     """
     if not getattr(model, "is_generative", False):
         raise ValueError("the IWAE bound needs a model with a Gaussian posterior")
@@ -61,7 +61,7 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
     gen = torch.Generator(device=x.device).manual_seed(seed)
     per_image = []
     batch = max(1, max_batch_elements // k)
-    from ..progress import progress as bar
+    from ..training.progress import progress as bar
 
     for i in bar(range(0, x.shape[0], batch), desc=f"IWAE bound, K={k}", enabled=progress,
                  total=-(-x.shape[0] // batch)):

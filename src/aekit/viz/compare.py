@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_write_bytes
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from . import templates as T
 from .curves import plot_loss_comparison, read_history
 from .diagnostics import diagnose, encode_codes
@@ -45,7 +45,7 @@ def collect(run_dirs, *, names=None, data: str | None = None, data_dir: str | No
     """One dict per run: name, row (metrics + diagnostics), model, x (test inputs), y, history."""
     from ..cli.inspect_cmd import evaluate_run
 
-    from ..progress import progress
+    from ..training.progress import progress
 
     names = list(names) if names is not None else run_names(run_dirs)
     runs = []

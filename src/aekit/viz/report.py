@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from ..checkpoint import atomic_write_bytes
-from ..runs import load_run, run_data
+from ..training.runs import load_run, run_data
 from . import templates as T
 from .curves import plot_code_histogram, plot_kl_per_unit, plot_loss_curves, read_history
 from .diagnostics import GROUPS, diagnose, encode_codes
@@ -120,7 +120,7 @@ PLOTS: list[tuple[str, str, str, Callable, Callable]] = [
 
 def plot_sections(ctx: Context) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """([(id, title, body html)] for the plots that apply, {title: reason} for those left out)."""
-    from ..progress import progress
+    from ..training.progress import progress
 
     shown, skipped = [], {}
     for sid, title, caption, why_not, make in progress(PLOTS, desc="report: plots"):
@@ -174,7 +174,7 @@ def build_report(run_dir, *, data: str | None = None, data_dir: str | None = Non
     """{'html', 'metrics', 'diagnostics', 'sections', 'skipped'} for a run directory."""
     from ..cli.inspect_cmd import evaluate_run
 
-    from ..progress import stages
+    from ..training.progress import stages
 
     with stages(["load", "metrics", "diagnostics"], desc="report") as stage:
         stage("load")

@@ -1,0 +1,229 @@
+"""Regularizers: penalties on the code, each `Regularizer(ctx) -> Tensor[B]`.
+
+The model multiplies each by its weight and adds it to the per-sample loss; the output's
+`terms` holds the unweighted batch means and `weights` the multipliers, so the weighted sum of
+terms is the loss.
+
+- l1_activity(weight): sum_j |z_j| (sparse autoencoder with an L1 activity penalty).
+- kl_sparsity(rho, weight): sum_j KL(rho || rho_hat_j) where rho_hat_j is the batch-mean
+  activation of sigmoid code unit j (Ng, "Sparse autoencoder", CS294A notes 2011). It is a batch
+  quantity; it is returned broadcast to (B,) so that the batch mean equals it.
+- contractive(weight, method): ||J_f(x)||_F^2, the squared Frobenius norm of the Jacobian of the
+  code mean with respect to the input (Rifai et al. 2011). method:
+    exact       one backward pass per latent unit (cost: D_latent backward passes);
+    closed_form for one sigmoid layer z = s(Wx + b): sum_j (z_j (1 - z_j))^2 sum_i W_ji^2;
+    hutchinson  unbiased estimate E_v ||J^T v||^2, v ~ N(0, I), n_samples backward passes;
+    auto        closed_form when it applies, exact for codes up to 32 units, else hutchinson.
+- kl_prior(beta, warmup_steps, free_bits): KL(q(z | x) || N(0, I)) in closed form, weighted by
+  beta (beta-VAE, Higgins et al. 2017), with an optional linear warm-up of the weight from 0
+  over `warmup_steps` training steps (Sonderby et al. 2016) and free bits lambda per unit:
+  each unit's batch-mean KL counts as at least lambda nats (Kingma et al. 2016).
+  With capacity C_max > 0 it is the capacity-annealed objective of Burgess et al. 2018
+  ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
+  batch mean of the summed KL and C rising linearly from 0 to C_max nats over
+  `capacity_steps` training steps (then constant). The term is a batch quantity, returned
+  broadcast to (B,); C = 0 gives the plain batch-mean KL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice
+
+
+@dataclass
+class RegContext:
+    """What a regularizer may look at for one forward pass."""
+
+    x_in: torch.Tensor  # (B, *shape) the encoder's input (requires grad when a penalty needs it)
+    code: "object"  # bottlenecks.Code
+    model: nn.Module
+
+
+class Regularizer(nn.Module):
+    name = "base"
+    needs_input_grad = False
+
+    def __init__(self, *, weight: float) -> None:
+        super().__init__()
+        weight = float(weight)
+        if not weight >= 0:
+            raise ConfigError(f"{self.name} weight must be >= 0; got {weight!r}.")
+        self.weight = weight
+
+    def current_weight(self) -> float:
+        return self.weight
+
+    def check(self, *, bottleneck: str, code_activation: str, backbone: str, hidden) -> None:
+        """Raise ConfigError if this penalty cannot apply to the model being built."""
+
+
+class L1Activity(Regularizer):
+    name = "l1_activity"
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        return ctx.code.mean.abs().sum(dim=1)  # (B, D) -> (B,)
+
+
+class KLSparsity(Regularizer):
+    name = "kl_sparsity"
+
+    def __init__(self, *, rho: float = 0.05, weight: float = 3.0) -> None:
+        super().__init__(weight=weight)
+        rho = float(rho)
+        if not 0.0 < rho < 1.0:
+            raise ConfigError(f"kl_sparsity rho must be in (0, 1); got {rho!r}.")
+        self.rho = rho
+
+    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
+        if bottleneck != "deterministic" or code_activation != "sigmoid":
+            raise ConfigError(
+                "kl_sparsity needs code activations in (0, 1): code_activation must be 'sigmoid' "
+                f"(allowed: 'sigmoid') with bottleneck='deterministic'; got code_activation={code_activation!r}, "
+                f"bottleneck={bottleneck!r}."
+            )
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        z = ctx.code.mean  # (B, D) in (0, 1)
+        rho_hat = z.mean(dim=0).clamp(1e-6, 1 - 1e-6)  # (D,) batch-mean activation per unit
+        rho = self.rho
+        kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))  # (D,)
+        return kl.sum().expand(z.shape[0])  # batch quantity, broadcast to (B,)
+
+
+class Contractive(Regularizer):
+    name = "contractive"
+    needs_input_grad = True
+    METHODS = ("auto", "exact", "closed_form", "hutchinson")
+
+    def __init__(self, *, weight: float = 0.1, method: str = "auto", n_samples: int = 1) -> None:
+        super().__init__(weight=weight)
+        check_choice("contractive method", method, self.METHODS)
+        if int(n_samples) < 1:
+            raise ConfigError(f"contractive n_samples must be >= 1; got {n_samples!r}.")
+        self.method, self.n_samples = method, int(n_samples)
+        self._closed_ok = False
+
+    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
+        self._closed_ok = backbone == "mlp" and not tuple(hidden) and bottleneck == "deterministic" and code_activation == "sigmoid"
+        if self.method == "closed_form" and not self._closed_ok:
+            raise ConfigError(
+                "contractive method='closed_form' applies to one sigmoid layer only (backbone='mlp', hidden=[], "
+                f"code_activation='sigmoid'); got backbone={backbone!r}, hidden={list(hidden)!r}, "
+                f"code_activation={code_activation!r}. Use method='exact' or 'hutchinson'."
+            )
+
+    def resolved_method(self, latent_dim: int) -> str:
+        if self.method != "auto":
+            return self.method
+        if self._closed_ok:
+            return "closed_form"
+        return "exact" if latent_dim <= 32 else "hutchinson"
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        z = ctx.code.mean  # (B, D); the Jacobian of the deterministic code, mu for a VAE
+        method = self.resolved_method(z.shape[1])
+        if method == "closed_form":
+            return closed_form_sigmoid_penalty(z, ctx.model.bottleneck.linear.weight)
+        if method == "exact":
+            return jacobian_frobenius_exact(z, ctx.x_in, create_graph=self.training)
+        return jacobian_frobenius_hutchinson(z, ctx.x_in, n_samples=self.n_samples, create_graph=self.training)
+
+
+def closed_form_sigmoid_penalty(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """||J||_F^2 for z = sigmoid(W x + b): sum_j (z_j (1 - z_j))^2 * sum_i W_ji^2; -> (B,)."""
+    w_sq = weight.pow(2).sum(dim=1)  # (D_latent,)
+    return ((z * (1 - z)).pow(2) * w_sq).sum(dim=1)
+
+
+def jacobian_frobenius_exact(z: torch.Tensor, x: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
+    """sum_j ||d z_j / d x||^2 by one backward pass per latent unit; -> (B,)."""
+    total = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+    for j in range(z.shape[1]):
+        (g,) = torch.autograd.grad(z[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
+        total = total + g.pow(2).flatten(1).sum(dim=1)  # rows are independent across the batch
+    return total
+
+
+def jacobian_frobenius_hutchinson(z: torch.Tensor, x: torch.Tensor, *, n_samples: int = 1,
+                                  create_graph: bool = True) -> torch.Tensor:
+    """Unbiased estimate of ||J||_F^2 = E_v ||J^T v||^2 with v ~ N(0, I); -> (B,)."""
+    total = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+    for _ in range(n_samples):
+        v = torch.randn_like(z)
+        (g,) = torch.autograd.grad((z * v).sum(), x, create_graph=create_graph, retain_graph=True)
+        total = total + g.pow(2).flatten(1).sum(dim=1)
+    return total / n_samples
+
+
+class KLPrior(Regularizer):
+    name = "kl_prior"
+
+    def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
+                 capacity: float = 0.0, capacity_steps: int = 0) -> None:
+        super().__init__(weight=beta)
+        if int(warmup_steps) < 0:
+            raise ConfigError(f"kl_prior warmup_steps must be >= 0; got {warmup_steps!r}.")
+        if not float(free_bits) >= 0:
+            raise ConfigError(f"kl_prior free_bits must be >= 0; got {free_bits!r}.")
+        if not float(capacity) >= 0 or int(capacity_steps) < 0:
+            raise ConfigError(f"kl_prior capacity (nats) and capacity_steps must be >= 0; got capacity={capacity!r}, "
+                              f"capacity_steps={capacity_steps!r}.")
+        if float(capacity) > 0 and float(free_bits) > 0:
+            raise ConfigError("kl_prior capacity and free_bits are alternatives; set one of them to 0 "
+                              f"(got capacity={capacity!r}, free_bits={free_bits!r}).")
+        self.beta, self.warmup_steps, self.free_bits = float(beta), int(warmup_steps), float(free_bits)
+        self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
+
+    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
+        if bottleneck != "gaussian":
+            raise ConfigError(
+                "kl_prior needs a posterior: bottleneck must be 'gaussian' (allowed: 'gaussian'); "
+                f"got bottleneck={bottleneck!r}."
+            )
+
+    def current_weight(self) -> float:
+        if self.warmup_steps <= 0:
+            return self.beta
+        return self.beta * min(1.0, float(self.step) / self.warmup_steps)
+
+    def current_capacity(self) -> float:
+        """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
+        if self.capacity_steps <= 0:
+            return self.capacity
+        return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        kl = ctx.code.posterior.kl_per_unit()  # (B, D)
+        if self.capacity > 0:
+            c = self.current_capacity()  # C of this step, before counting it
+            if self.training:
+                self.step += 1
+            return (kl.sum(dim=1).mean() - c).abs().expand(kl.shape[0])  # batch quantity |KL - C|, as (B,)
+        if self.training:
+            self.step += 1
+        if self.free_bits > 0 and self.training:
+            # a unit whose batch-mean KL is under lambda counts as lambda nats, with no gradient
+            low = kl.mean(dim=0) < self.free_bits  # (D,)
+            kl = torch.where(low, torch.full_like(kl, self.free_bits), kl)
+        return kl.sum(dim=1)  # (B,)
+
+
+REGULARIZERS = {cls.name: cls for cls in (L1Activity, KLSparsity, Contractive, KLPrior)}
+
+
+def make_regularizer(name: str, params: dict) -> Regularizer:
+    check_choice("regularizer", name, REGULARIZERS)
+    cls = REGULARIZERS[name]
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        import inspect
+
+        allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        raise ConfigError(f"regularizer {name!r} accepts {allowed}; got {sorted(params)}.") from exc

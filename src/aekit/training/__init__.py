@@ -1,0 +1,1 @@
+"""Training: the one Trainer, its configuration, checkpoints, distributed runs and run folders."""

@@ -1,0 +1,690 @@
+"""The Trainer: one small, model-agnostic loop for every variant.
+
+Fast path for data that fits in memory (MNIST-sized): the training set is one tensor and each
+batch is an index slice of a per-epoch permutation drawn from a seeded generator; no
+DataLoader, no collation. A torch Dataset that does not fit in memory goes through a
+DataLoader instead (the streaming path). The model's `forward` returns the loss and its named
+terms; the trainer logs every term without knowing which model it trains.
+
+Reproducible and resumable: every random stream (weights' init via build's seed, the shuffling
+generator, the binarization generator, torch's global RNG used by corruptions and
+reparameterisation) is seeded and saved in each checkpoint with the model, the optimizer and
+the scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
+are written atomically into a new folder per epoch (and every `checkpoint_every` steps or
+seconds inside one); `checkpoints/last.json` is switched to it by an atomic rename, and the
+previous folder is kept as a fallback. A checkpoint inside an epoch also holds the shuffling
+generator's state at the epoch's start and the epoch's running sums, so a run resumed from it
+redraws the same permutation, skips the batches already done and ends bit-identical.
+`out_dir` is locked for the duration of `fit` (aekit.training.run_lock): one writer per run folder.
+
+Validation uses the training objective with corruption off and, for Gaussian posteriors, one
+posterior sample with a fixed seed (an unbiased ELBO estimate, not the optimistic z = mu).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..errors import AekitWarning, ConfigError, ShortRunWarning, TrainingError, check_choice, did_you_mean
+from ..inputs import as_float_tensor, is_array_like
+from .run_lock import RunLock
+from .checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "onecycle", "step")
+BINARIZE = ("none", "dynamic", "threshold")
+MIN_STEPS = 50  # fewer optimizer steps than this: a ShortRunWarning
+ADVISED_STEPS = 200  # what the warning advises: the models here need a few hundred steps
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyperparameter, recorded in run.json and in each checkpoint."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 4e-3  # with the warm-up and cosine decay below (measured: benchmarks/README.md)
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    betas: tuple[float, float] = (0.9, 0.99)  # adam / adamw
+    schedule: str = "cosine"  # none | cosine (with warmup, to 2% of lr) | onecycle | step (x0.1 at 1/2 and 3/4)
+    warmup_fraction: float = 0.4  # linear warm-up over this share of the run's total steps ...
+    warmup_max_steps: int | None = 200  # ... but at most this many (a long run warms up as it always did)
+    warmup_steps: int | None = None  # an absolute warm-up instead (runs recorded before warmup_fraction: 200)
+    grad_clip: float | None = None  # max global gradient norm
+    seed: int = 0
+    early_stopping: int | None = None  # patience in epochs on the validation loss
+    binarize: str = "none"  # none | dynamic (resampled each batch) | threshold (x > 0.5, fixed)
+    max_time: float | None = None  # seconds; stops after the epoch that crosses it
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+    tensorboard: bool = False
+    keep_checkpoints: int = 2
+    num_workers: int = 0  # streaming path only
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
+    deterministic: bool = False  # GPU: deterministic cuDNN kernels, so resume is bit-exact for conv models too
+    checkpoint_every: int | str | None = "10m"  # also checkpoint inside epochs: every N steps, or a duration; None: off
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("binarize", self.binarize, BINARIZE)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number; got {self.lr!r}.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be a positive number or None; got {self.grad_clip!r}.")
+        if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 1):
+            raise ConfigError(f"early_stopping must be a positive integer (epochs) or None; got {self.early_stopping!r}.")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'; got {self.device!r}.")
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}.")
+        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1); got {self.betas!r}.")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if not (isinstance(self.warmup_fraction, (int, float)) and not isinstance(self.warmup_fraction, bool)
+                and 0.0 <= self.warmup_fraction < 1.0):
+            raise ConfigError(f"warmup_fraction must be a number in [0, 1) (a share of the run's steps); "
+                              f"got {self.warmup_fraction!r}.")
+        for name in ("warmup_steps", "warmup_max_steps"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be an integer >= 0 or None; got {value!r}.")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
+        parse_checkpoint_every(self.checkpoint_every)
+
+    def warmup_for(self, total_steps: int) -> int:
+        """Warm-up steps of a run of total_steps: warmup_steps when set, else warmup_fraction of the run,
+        at most warmup_max_steps."""
+        warm = self.warmup_steps
+        if warm is None:
+            warm = round(self.warmup_fraction * total_steps)
+            if self.warmup_max_steps is not None:
+                warm = min(warm, self.warmup_max_steps)
+        return max(0, min(int(warm), max(1, total_steps) - 1))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = [f.name for f in fields(cls)]  # in declaration order, so error messages list them the same way
+        for key in d:
+            check_choice("training option", key, names)
+        return cls(**d)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_checkpoint_every(value) -> tuple[int | None, float | None]:
+    """checkpoint_every -> (steps, seconds): N (an int or a string of digits) steps, '250ms', '90s', '10m', '2h', or 'off'."""
+    def bad():
+        raise ConfigError(f"checkpoint_every must be a positive number of steps (e.g. 500), a duration such as "
+                          f"'90s', '10m' or '1h', or 'off'; got {value!r}.")
+
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        bad()
+    if isinstance(value, int) or value.strip().isdigit():
+        steps = int(value)
+        return (steps, None) if steps > 0 else bad()
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        bad()
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return (None, seconds) if 0 < seconds < 1e12 else bad()
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val: float | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    betas = tuple(cfg.betas)
+    try:  # fused (multi-tensor, one kernel) Adam: a large share of a small model's step time
+        return cls(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return cls(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    total = max(1, total_steps)
+    warm = cfg.warmup_for(total)
+    if cfg.schedule == "none" and warm == 0:
+        return None
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "cosine":
+            t = (step - warm) / max(1, total - warm)
+            return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        if cfg.schedule == "step":
+            return 1.0 if step < total // 2 else (0.1 if step < 3 * total // 4 else 0.01)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {name!r}."
+                          + did_you_mean(str(name), ["auto", "cpu", "cuda", "mps"])) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but this torch has no CUDA device available; use device='cpu'.")
+    return device
+
+
+def _rng_devices(device: torch.device) -> list:
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+@contextlib.contextmanager
+def validation_mode(model: nn.Module, seed: int, device: torch.device | None = None):
+    """Eval mode (no corruption, no KL step count), but a sampled posterior; fixed noise, RNG untouched."""
+    was = model.training
+    model.eval()
+    bottleneck = getattr(model, "bottleneck", None)
+    if bottleneck is not None and getattr(bottleneck, "kind", None) == "gaussian":
+        bottleneck.train()
+    with torch.random.fork_rng(devices=_rng_devices(device or torch.device("cpu"))):
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            model.train(was)
+
+
+class Trainer(CheckpointMixin):
+    """Train any aekit model (or any module whose forward returns .loss and .terms)."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
+                 run_info: dict | None = None, callbacks: list[Callable[[dict, "Trainer"], None]] | None = None) -> None:
+        self.cfg = config or TrainConfig()
+        self.device = resolve_device(self.cfg.device)
+        if self.cfg.deterministic and self.device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        self.model = model.to(self.device)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.run_info = dict(run_info or {})
+        self.callbacks = list(callbacks or [])
+        self.optimizer = make_optimizer(model, self.cfg)
+        self.scheduler = None
+        self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.binarize_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps completed
+        self.best_val: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self.elapsed = 0.0
+        self._tb = None
+        self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}  # a checkpoint inside an epoch, restored
+        self._epoch_shuffle = None  # the shuffling generator's state at the start of the epoch in progress
+        self._epoch_t0 = 0.0
+        self._last_save = time.monotonic()
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if is_array_like(x):
+            x = as_float_tensor(x, name=name)  # a NumPy array or a pandas DataFrame
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"{name} must be a torch.Tensor, a NumPy array, a pandas DataFrame or a torch Dataset; "
+                              f"got {type(x).__name__}.")
+        if hasattr(self.model, "as_input"):
+            x = self.model.as_input(x, name=name)  # flattened images are reshaped; a bad shape is named in full
+        elif hasattr(self.model, "check_input"):
+            self.model.check_input(x, name=name)
+        x = x.float().contiguous().to(self.device)  # the whole split lives on the device: batches are slices
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ConfigError(f"{name} contains {bad} NaN or inf values.")
+        if self.cfg.binarize == "dynamic":  # pixel values are used as probabilities
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0 or hi > 1:
+                raise ConfigError(f"binarize={self.cfg.binarize!r} needs {name} in [0, 1]; got values in [{lo:.4g}, {hi:.4g}].")
+        if self.cfg.binarize == "threshold":
+            x = (x > 0.5).float()
+        likelihood = getattr(self.model, "likelihood", None)
+        if likelihood is not None:
+            likelihood.check_target(x, name=name)
+        return x
+
+    def _labels(self, y, n: int, name: str) -> torch.Tensor | None:
+        """Labels (n,) int64 on the device for a conditional model (num_classes, e.g. 'cvae'); None for others."""
+        k = int(getattr(self.model, "num_classes", 0) or 0)
+        if not k:
+            if y is not None:
+                raise ConfigError(f"{name} was given, but the model is not conditional (num_classes=None); "
+                                  "labels are used only by conditional models such as 'cvae'.")
+            return None
+        if y is None:
+            raise ConfigError(f"the model is conditional (num_classes={k}): pass {name}, one class index per sample.")
+        from ..conditioning import label_tensor
+
+        return label_tensor(y, num_classes=k, n=n, name=name).to(self.device)
+
+    def _batches(self, x: torch.Tensor, y: torch.Tensor | None = None, *, skip: int = 0):
+        """Batches xb, or (xb, yb) with the labels sliced by the same permutation when y is given.
+
+        skip: batches of this epoch already trained (a resume inside the epoch); passed over
+        without touching any random stream but the permutation's."""
+        n, b = x.shape[0], self.cfg.batch_size
+        perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+        for i in range(skip * b, n, b):
+            xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
+            if self.cfg.binarize == "dynamic":
+                xb = torch.bernoulli(xb, generator=self.binarize_gen)
+            yield xb if y is None else (xb, y.index_select(0, perm[i:i + b]))  # (B,) labels of the same rows
+
+    def _stream_batches(self, dataset, *, skip: int = 0):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=True,
+                                             generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
+        conditional = bool(getattr(self.model, "num_classes", 0))
+        for index, item in enumerate(loader):
+            if index < skip:  # done before the checkpoint this run resumed from
+                continue
+            xb = item[0] if isinstance(item, (list, tuple)) else item
+            if conditional and not (isinstance(item, (list, tuple)) and len(item) >= 2):
+                raise ConfigError("the model is conditional (num_classes): the training Dataset must yield (x, y) pairs.")
+            yb = item[1].to(self.device) if conditional else None
+            xb = xb.float().to(self.device, non_blocking=True)
+            if self.cfg.binarize == "dynamic" and (float(xb.min()) < 0 or float(xb.max()) > 1):
+                raise ConfigError(f"binarize={self.cfg.binarize!r} needs data in [0, 1]; got a batch with values in "
+                                  f"[{float(xb.min()):.4g}, {float(xb.max()):.4g}].")
+            if self.cfg.binarize == "dynamic":
+                xb = torch.bernoulli(xb, generator=self.binarize_gen)
+            elif self.cfg.binarize == "threshold":
+                xb = (xb > 0.5).float()
+            yield xb if yb is None else (xb, yb)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train, val: torch.Tensor | None = None, *, resume: bool = False, y_train=None,
+            y_val=None) -> TrainResult:
+        """Train on train (a tensor, or a map-style Dataset) and validate on val each epoch.
+
+        y_train, y_val: the labels (N,) of a conditional model (num_classes); a Dataset yields (x, y) instead.
+        """
+        if is_array_like(train):
+            train = as_float_tensor(train, name="train")
+        if val is not None and is_array_like(val):
+            val = as_float_tensor(val, name="val")
+        streaming = not isinstance(train, torch.Tensor)
+        if streaming:
+            if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
+                raise ConfigError(f"train must be a tensor or a map-style torch Dataset; got {type(train).__name__}.")
+            n_train = len(train)
+        else:
+            train = self._prepare(train, "train")
+            n_train = train.shape[0]
+            y_train = self._labels(y_train, n_train, "y_train")
+        if n_train == 0:
+            raise ConfigError("train has no samples.")
+        if val is not None:
+            val = self._prepare(val, "val")
+            if val.shape[0] == 0:
+                val = None
+            elif self.cfg.binarize == "dynamic":  # one fixed binarization: comparable across epochs
+                val = torch.bernoulli(val, generator=torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2))
+        y_val = self._labels(y_val, val.shape[0], "y_val") if val is not None else None
+        if streaming and y_train is not None:
+            raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
+        steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
+        self._warn_about_size(n_train, steps_per_epoch)
+        self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
+        with self._run_lock():
+            return self._fit_locked(train, val, resume=resume, streaming=streaming, y_train=y_train, y_val=y_val,
+                                    steps_per_epoch=steps_per_epoch)
+
+    def _run_lock(self):
+        """One writer per run folder: an exclusive lock on out_dir (none without an out_dir)."""
+        return RunLock(self.out_dir) if self.out_dir is not None else contextlib.nullcontext()
+
+    def _resume_folder(self) -> Path | None:
+        return self.out_dir
+
+    def _fit_locked(self, train, val, *, resume: bool, streaming: bool, y_train, y_val, steps_per_epoch: int):
+        folder = self._resume_folder()
+        if resume and folder is not None:
+            check_root(folder / "checkpoints")
+        if resume and folder is not None and not has_checkpoint(folder) and (folder / "run.json").is_file():
+            # started, killed before its first checkpoint: the run starts over, from the same seed
+            if self._is_main():
+                print(f"aekit: no checkpoint in {str(folder)!r} yet: starting the run from the beginning.",
+                      file=sys.stderr)
+            resume = False
+        held = []
+        if resume:
+            self.load_checkpoint()
+            held = self._solved_layers()
+            if self.out_dir is not None:
+                self._check_kept_model()
+                self._write_run_info()  # records the (possibly extended) epochs
+        else:
+            held = self._init_from_data(train, streaming)
+            torch.manual_seed(self.cfg.seed)  # corruption noise and posterior samples: reproducible from the seed
+            if self.out_dir is not None:
+                if self.checkpoint_root.is_symlink() or self.checkpoint_root.exists():
+                    remove_path(self.checkpoint_root)  # a fresh run never resumes an old one's state; a link goes, not its target
+                self._write_run_info()
+        self._open_tensorboard()
+        result = TrainResult()
+        steps_every, seconds_every = parse_checkpoint_every(self.cfg.checkpoint_every)
+        self._every = (steps_every, seconds_every)
+        self._last_save = time.monotonic()
+        for layer in held:  # PCA's exact minimum of this objective: steps could only leave it (pca_init.py)
+            layer.requires_grad_(False)
+        try:
+            while self.epoch < self.cfg.epochs:
+                t0 = self._epoch_t0 = time.perf_counter()
+                skip = self._epoch_step
+                self._epoch_shuffle = self.shuffle_gen.get_state()  # a checkpoint inside this epoch redraws from here
+                batches = (self._stream_batches(train, skip=skip) if streaming
+                           else self._batches(train, y_train, skip=skip))
+                record = self._train_epoch(batches, steps_per_epoch)
+                if val is not None:
+                    scores = self.evaluate(val) if y_val is None else self.evaluate(val, y_val)
+                    record.update({f"val_{k}": v for k, v in scores.items()})
+                self.elapsed += time.perf_counter() - t0
+                self.epoch += 1
+                record = {"epoch": self.epoch, "step": self.step, "time": round(self.elapsed, 4),
+                          "lr": self.optimizer.param_groups[0]["lr"], **record}
+                self.history.append(record)
+                improved = self._track_best(record)
+                self._log(record)
+                if self.out_dir is not None:
+                    self.save_checkpoint(best=improved)
+                    self._last_save = time.monotonic()
+                for cb in self.callbacks:
+                    cb(record, self)
+                if self.cfg.early_stopping and self.bad_epochs >= self.cfg.early_stopping:
+                    result.stopped_early = True
+                    break
+                if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
+                    break
+        finally:
+            for layer in held:
+                layer.requires_grad_(True)
+            if self._tb is not None:
+                self._tb.close()
+        if self.out_dir is not None and self.best_epoch is None:
+            ckpt.save(self.model, self.out_dir)  # no validation data: the final model is the one kept
+        result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
+        result.seconds = self.elapsed
+        return result
+
+    def _init_from_data(self, train, streaming: bool) -> list:
+        """A model built with init='pca' (the 'linear' recipe) starts at PCA's solution on its first training data;
+        config['init_from'] records it, so a later fit (resumed or continued) keeps the trained weights.
+        Returns the layers PCA solved exactly for the whole objective (held during this run), else []."""
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict) or config.get("init") != "pca" or config.get("init_from"):
+            return []
+        from ..pca_init import init_from_pca, sample_rows
+
+        init_from_pca(self.model, sample_rows(train, seed=self.cfg.seed) if streaming else train)
+        return self._solved_layers()
+
+    def _solved_layers(self) -> list:
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict) or not (config.get("init_from") or {}).get("solved"):
+            return []
+        from ..pca_init import solved_layers
+
+        return solved_layers(self.model)
+
+    def _warn_about_size(self, n_train: int, steps_per_epoch: int) -> None:
+        """An AekitWarning when the batch exceeds the data; a ShortRunWarning when the run has too few steps."""
+        cfg = self.cfg
+        if cfg.batch_size > n_train:
+            warnings.warn(AekitWarning(
+                f"batch_size={cfg.batch_size} is larger than the {n_train} training samples: every step uses "
+                f"all {n_train} (one batch per epoch)."), stacklevel=3)
+        total = steps_per_epoch * cfg.epochs
+        if total < MIN_STEPS:
+            hint = max(1, math.ceil(ADVISED_STEPS / steps_per_epoch))
+            warnings.warn(ShortRunWarning(
+                f"this run takes only {total} optimizer steps ({cfg.epochs} epochs of {steps_per_epoch} batches of "
+                f"up to {cfg.batch_size} from {n_train} samples), too few to learn much (fewer than {MIN_STEPS}); "
+                f"raise epochs (to about {hint}, {ADVISED_STEPS} steps) or lower batch_size."), stacklevel=3)
+
+    def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
+        model, opt = self.model, self.optimizer
+        model.train()
+        done = self._epoch_step  # steps of this epoch restored from a checkpoint inside it (else 0)
+        sums: dict[str, torch.Tensor] = dict(self._epoch_sums)
+        count = self._epoch_count
+        self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}
+        bar = self._progress(steps_per_epoch)
+        if bar is not None and done:
+            bar.update(done)
+        for i, item in enumerate(batches, start=done):
+            self._before_step()
+            xb, yb = item if isinstance(item, tuple) else (item, None)  # (xb, yb) for conditional models
+            out = model(xb) if yb is None else model(xb, yb)
+            loss = out.loss
+            checked = self._agreed_loss(loss)  # DDP: the global batch's loss, so every rank stops together
+            if not torch.isfinite(checked):
+                where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
+                last = self.last_checkpoint_dir()
+                kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
+                raise TrainingError(f"the loss became {float(checked)} at {where}{kept}. Try a lower --lr or --grad-clip.")
+            if loss.requires_grad:  # not when every weight is held at a solved optimum (pca_init.py)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self._sync_gradients()  # DDP: all-reduce; single process: nothing
+                if self.cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
+                opt.step()
+                if self.scheduler is not None:  # the schedule follows optimizer steps (none when all is held)
+                    self.scheduler.step()
+            self.step += 1
+            n = xb.shape[0]
+            count += n
+            with torch.no_grad():  # accumulate as tensors: one sync per epoch, not per term per step
+                sums["loss"] = sums.get("loss", 0) + loss.detach() * n
+                for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0) + v.detach() * n
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0:
+                    bar.set_postfix({k: f"{float(v) / count:.4g}" for k, v in sums.items()})
+            if i + 1 < steps_per_epoch and self._checkpoint_due():
+                self.save_checkpoint(inside={"epoch_step": i + 1, "sums": sums, "count": count,
+                                             "shuffle": self._epoch_shuffle,
+                                             "elapsed": self.elapsed + time.perf_counter() - self._epoch_t0})
+                self._last_save = time.monotonic()
+        if bar is not None:
+            bar.close()
+        return self._epoch_means(sums, count)
+
+    def _checkpoint_due(self) -> bool:
+        """checkpoint_every: N steps (counted over the whole run) or a duration since the last checkpoint."""
+        steps, seconds = getattr(self, "_every", (None, None))
+        if self.out_dir is None or (steps is None and seconds is None):
+            return False
+        if steps is not None:
+            return self.step % steps == 0
+        return time.monotonic() - self._last_save >= seconds
+
+    def _is_main(self) -> bool:
+        return True
+
+    def _before_step(self) -> None:
+        """Hook run before each step (aekit.training.distributed seeds each rank's noise here)."""
+
+    # hooks for data-parallel training (aekit.training.distributed overrides them; one process: these)
+    def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss.detach()
+
+    def _sync_gradients(self) -> None:
+        pass
+
+    def _epoch_means(self, sums: dict, count: int) -> dict:
+        return {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y=None, *, batch_size: int = 1024) -> dict:
+        """The training objective on x (validation mode); means per sample of the loss and every term.
+
+        y: the labels (N,) of a conditional model (num_classes), else None."""
+        sums: dict[str, float] = {}
+        x = x.to(self.device)
+        y = self._labels(y, x.shape[0], "y")
+        with validation_mode(self.model, self.cfg.seed + 3, self.device):
+            needs_grad = any(getattr(r, "needs_input_grad", False) for r in getattr(self.model, "regularizers", {}).values())
+            ctx = torch.enable_grad() if needs_grad else contextlib.nullcontext()
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i:i + batch_size]
+                with ctx:
+                    out = self.model(xb) if y is None else self.model(xb, y[i:i + batch_size])
+                n = xb.shape[0]
+                sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
+                for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * n
+        return {k: v / x.shape[0] for k, v in sums.items()}
+
+    def _track_best(self, record: dict) -> bool:
+        val = record.get("val_loss")
+        if val is None:
+            return False
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val, self.epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    # ------------------------------------------------------------------ logging
+    def _progress(self, total: int):
+        from .progress import wanted
+
+        if not wanted(self.cfg.progress):  # None: a terminal or a notebook
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False, file=sys.stderr)
+
+    def _open_tensorboard(self) -> None:
+        if not self.cfg.tensorboard or self.out_dir is None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("tensorboard=True needs the tensorboard package: pip install 'aekit[tensorboard]'.") from None
+        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.epoch + 1)
+
+    def _log(self, record: dict) -> None:
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, record["epoch"])
+        if self.out_dir is None:
+            return
+        ckpt.atomic_write_json(self.out_dir / "history.json", self.history)
+        keys: list[str] = []
+        for r in self.history:
+            keys += [k for k in r if k not in keys]
+        lines = [",".join(keys)] + [",".join("" if r.get(k) is None else repr(r[k]) for k in keys) for r in self.history]
+        ckpt.atomic_write_bytes(self.out_dir / "history.csv", ("\n".join(lines) + "\n").encode())
+
+    def _write_run_info(self) -> None:
+        info = {**self.run_info, "train": asdict(self.cfg), "model": getattr(self.model, "config", {})}
+        from ..build import _jsonable
+
+        ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
+
+
+def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_size: int = 128, lr: float = 4e-3,
+        optimizer: str = "adam", weight_decay: float = 0.0, momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.99), schedule: str = "cosine", warmup_fraction: float = 0.4,
+        warmup_max_steps: int | None = 200, warmup_steps: int | None = None, grad_clip: float | None = None, seed: int = 0,
+        early_stopping: int | None = None, binarize: str = "none", max_time: float | None = None,
+        progress: bool | None = None, tensorboard: bool = False, keep_checkpoints: int = 2, num_workers: int = 0,
+        device: str = "auto", deterministic: bool = False, checkpoint_every: int | str | None = "10m", out_dir=None,
+        resume: bool = False, callbacks=None, y_train=None, y_val=None, **unknown) -> TrainResult:
+    """Train `model` in one call and return a TrainResult (history, best epoch and validation loss, seconds).
+
+        result = aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir="run")
+
+    Data
+        train_data, val_data : (N, *input_shape) torch.Tensor, NumPy array or pandas DataFrame (tables), or a
+            map-style torch Dataset for train_data (streamed through a DataLoader). Flattened images (N, C*H*W)
+            are reshaped for image models. val_data (optional) is scored every epoch; the best epoch is kept.
+        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'); else None.
+    Optimisation
+        epochs : passes over train_data (default 10).     batch_size : samples per step (default 128).
+        lr : peak learning rate (default 4e-3).           optimizer : 'adam' (default), 'adamw' or 'sgd'.
+        weight_decay : L2 / decoupled decay (default 0).   momentum : SGD momentum (default 0.9).
+        betas : Adam's (beta1, beta2) (default (0.9, 0.99)).
+        schedule : 'cosine' (default; decays to 2 % of lr), 'onecycle', 'step' (x0.1 at 1/2 and 3/4) or 'none'.
+        warmup_fraction : linear warm-up over this share of all steps (default 0.4) ...
+        warmup_max_steps : ... but at most this many steps (default 200; None: no cap).
+        warmup_steps : an absolute warm-up length instead (default None: use warmup_fraction).
+        grad_clip : clip the global gradient norm to this (default None: off).
+        early_stopping : stop after this many epochs without a better validation loss (default None: off).
+        max_time : stop after the epoch that passes this many seconds (default None).
+        binarize : 'none' (default), 'dynamic' (resample Bernoulli inputs every batch) or 'threshold' (x > 0.5).
+        seed : seeds shuffling, binarization, corruption noise and posterior samples (default 0).
+    Output and machinery
+        progress : a tqdm bar per epoch: True, False, or None (default) for a terminal or notebook only.
+        out_dir : a run directory for checkpoints, history and the kept model (default None: nothing written).
+        resume : continue the run in out_dir from its last checkpoint.   callbacks : f(record, trainer) per epoch.
+        tensorboard : also write TensorBoard logs into out_dir (needs the tensorboard package).
+        keep_checkpoints : epoch checkpoints kept (default 2).   num_workers : DataLoader workers (Dataset only).
+        device : 'auto' (default: cuda when available), 'cpu', 'cuda', 'cuda:N'.
+        deterministic : deterministic GPU kernels (bit-exact resume of conv models on GPU).
+        checkpoint_every : also checkpoint inside epochs (with out_dir): every N steps (an int), or a duration
+            such as '90s', '10m', '2h' (default '10m'); 'off' or None: at epoch ends only.
+
+    A run of fewer than 50 optimizer steps gets a ShortRunWarning (too short to learn much), like
+    scikit-learn's ConvergenceWarning. An option name that does not exist is a ConfigError with a did-you-mean.
+    """
+    if unknown:
+        names = [f.name for f in fields(TrainConfig)]
+        bad = next(iter(unknown))
+        check_choice("training option", bad, names)
+    options = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                   momentum=momentum, betas=betas, schedule=schedule, warmup_fraction=warmup_fraction,
+                   warmup_max_steps=warmup_max_steps, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, early_stopping=early_stopping,
+                   binarize=binarize, max_time=max_time, progress=progress, tensorboard=tensorboard,
+                   keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device,
+                   deterministic=deterministic, checkpoint_every=checkpoint_every)
+    trainer = Trainer(model, TrainConfig(**options), out_dir=out_dir, callbacks=callbacks)
+    return trainer.fit(train_data, val_data, resume=resume, y_train=y_train, y_val=y_val)
