@@ -315,3 +315,23 @@ def check_requirements(chosen: Mapping[str, tuple[Registry, str, dict]], *, need
                     + (f"provided by: {', '.join(offers)}." if offers else "no registered ingredient provides it.")
                 )
     return frozenset(provided)
+
+
+# ---------------------------------------------------------------------- the axes
+# Each axis module registers its ingredients on import (axes/*.py, backbones/*.py, variants.py);
+# `load_all()` imports them, so every registry is complete wherever it is read.
+CORRUPTIONS = Registry("corruption")
+BACKBONES = Registry("backbone", structural=("input_shape", "latent_dim"))
+BOTTLENECKS = Registry("bottleneck", structural=("in_features", "latent_dim"))
+REGULARIZERS = Registry("regularizer")
+LIKELIHOODS = Registry("likelihood")
+VARIANTS = Registry("variant")
+AXES = {"corruption": CORRUPTIONS, "backbone": BACKBONES, "bottleneck": BOTTLENECKS,
+        "regularizer": REGULARIZERS, "likelihood": LIKELIHOODS}
+
+
+def load_all() -> None:
+    """Import every module that registers ingredients."""
+    from . import variants  # noqa: F401
+    from .axes import bottlenecks, corruption, likelihoods, regularizers  # noqa: F401
+    from . import backbones  # noqa: F401
