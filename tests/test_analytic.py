@@ -15,7 +15,8 @@ from torch.testing import assert_close
 
 import aekit
 from aekit.axes.bottlenecks import Code, DiagonalGaussian, GaussianBottleneck
-from aekit.axes.corruption import Corruption
+from aekit.axes.corruption import corruption_spec
+from aekit.registry import CORRUPTIONS
 from aekit.axes.likelihoods import BernoulliLikelihood, GaussianLikelihood
 from aekit.axes.regularizers import (
     KLPrior,
@@ -349,7 +350,7 @@ def _binomial_ok(frac: float, p: float, n: int) -> bool:
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_masking_zeroes_a_fraction_p(p):
-    c = Corruption(kind="masking", level=p).train()
+    c = CORRUPTIONS.create(corruption_spec(f"masking:{p}")).train()
     x = torch.ones(N_CORRUPT)
     y = c(x)
     n = x.numel()
@@ -361,7 +362,7 @@ def test_masking_zeroes_a_fraction_p(p):
 
 def test_salt_and_pepper_changes_a_fraction_p_half_to_each_extreme():
     p = 0.2
-    c = Corruption(kind="salt_and_pepper", level=p).train()
+    c = CORRUPTIONS.create(corruption_spec(f"salt_and_pepper:{p}")).train()
     x = torch.full(N_CORRUPT, 0.5)
     y = c(x)
     n = x.numel()
@@ -375,7 +376,7 @@ def test_salt_and_pepper_changes_a_fraction_p_half_to_each_extreme():
 
 def test_gaussian_corruption_adds_noise_of_the_given_std():
     std = 0.3
-    c = Corruption(kind="gaussian", level=std).train()
+    c = CORRUPTIONS.create(corruption_spec(f"gaussian:{std}")).train()
     x = torch.rand(N_CORRUPT, generator=gen(21))
     noise = c(x) - x
     n = x.numel()
@@ -385,7 +386,7 @@ def test_gaussian_corruption_adds_noise_of_the_given_std():
 
 @pytest.mark.parametrize("kind,level", [("gaussian", 0.3), ("masking", 0.5), ("salt_and_pepper", 0.5)])
 def test_corruption_is_identity_in_eval_mode(kind, level):
-    c = Corruption(kind=kind, level=level)
+    c = CORRUPTIONS.create(corruption_spec(f"{kind}:{level}"))
     x = torch.rand(4, 9)
     assert not torch.equal(c.train()(x), x)
     assert torch.equal(c.eval()(x), x)

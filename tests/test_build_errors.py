@@ -46,21 +46,26 @@ def test_kl_prior_needs_a_gaussian_bottleneck():
 
 @pytest.mark.parametrize("act", ["relu", "none", "tanh"])
 def test_kl_sparsity_needs_sigmoid_codes(act):
-    refused("kl_sparsity", "code_activation", "'sigmoid'", repr(act), variant="sparse_kl", input_shape=VEC,
-            code_activation=act)
+    refused("kl_sparsity", "'bounded_code'", "activation='sigmoid'", f"activation={act!r}", variant="sparse_kl",
+            input_shape=VEC, code_activation=act)
+    refused("kl_sparsity", "'bounded_code'", "activation='sigmoid'", variant="sparse_kl", input_shape=VEC,
+            bottleneck={"deterministic": {"activation": act}})
 
 
 def test_kl_sparsity_refuses_gaussian_bottleneck():
-    # sigmoid codes are themselves refused with a gaussian bottleneck, so either check may speak
-    refused("code_activation", variant="sparse_kl", input_shape=VEC, bottleneck="gaussian")
+    refused("kl_sparsity", "'bounded_code'", "bottleneck 'gaussian'", variant="sparse_kl", input_shape=VEC,
+            bottleneck="gaussian")
+    # the first release's flat keyword: sigmoid codes are refused with a gaussian bottleneck
+    refused("code_activation", "'sigmoid'", variant="sparse_kl", input_shape=VEC, bottleneck="gaussian",
+            code_activation="sigmoid")
 
 
 def test_contractive_closed_form_needs_one_sigmoid_layer():
-    refused("contractive", "method", "'closed_form'", "hidden=[8]", "'exact'", "'hutchinson'",
+    refused("contractive", "method='closed_form'", "'linear_backbone'", "hidden=[8]", "backbone 'mlp' with hidden=[]",
             variant="cae", input_shape=VEC, hidden=[8], regularizers={"contractive": {"method": "closed_form"}})
-    refused("closed_form", "code_activation='tanh'", variant="cae", input_shape=VEC, code_activation="tanh",
-            regularizers={"contractive": {"method": "closed_form"}})
-    refused("closed_form", "backbone='conv'", variant="cae", input_shape=IMG, backbone="conv",
+    refused("closed_form", "'sigmoid_code'", "activation='tanh'", variant="cae", input_shape=VEC,
+            bottleneck={"deterministic": {"activation": "tanh"}}, regularizers={"contractive": {"method": "closed_form"}})
+    refused("closed_form", "'linear_backbone'", "backbone 'conv'", variant="cae", input_shape=IMG, backbone="conv",
             regularizers={"contractive": {"method": "closed_form"}})
     # the same recipe with the defaults builds
     assert aekit.build("cae", input_shape=VEC, regularizers={"contractive": {"method": "closed_form"}})
@@ -187,8 +192,10 @@ def test_bad_regularizer_values(variant, regs, needles):
     refused(*needles, variant=variant, input_shape=VEC, regularizers=regs)
 
 
-def test_regularizers_must_be_a_dict():
-    refused("regularizers", "dict", input_shape=VEC, regularizers=["l1_activity"])
+def test_regularizers_are_a_dict_or_a_list_of_specs():
+    refused("regularizers", "dict", "list", input_shape=VEC, regularizers=3)
+    model = aekit.build(input_shape=VEC, regularizers=["l1_activity:weight=0.5"])
+    assert model.regularizers["l1_activity"].weight == 0.5 and model.config["regularizers"] == {"l1_activity": {"weight": 0.5}}
 
 
 def test_unknown_build_keyword_in_resolve_config():

@@ -94,7 +94,7 @@ def test_train_writes_a_complete_run(runs):
     assert info["variant"] == "ae"
     assert info["data"]["source"] == "digits" and info["data"]["max_samples"] == 200
     assert info["train"]["epochs"] == 2
-    assert info["model"]["latent_dim"] == 3 and info["model"]["hidden"] == [16]
+    assert info["model"]["latent_dim"] == 3 and info["model"]["backbone"]["mlp"]["hidden"] == [16]
     assert len(json.loads((run / "history.json").read_text())) == 2
     summary = runs["ae_summary"]
     assert summary["epochs"] == 2 and summary["best_epoch"] == 2 and summary["run_dir"] == str(run)
@@ -287,7 +287,7 @@ def test_config_toml_sets_options_and_the_command_line_wins(tmp_path):
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["train"]["epochs"] == 2  # the command line wins
     assert info["train"]["lr"] == 0.005
-    assert info["model"]["hidden"] == [12] and info["model"]["latent_dim"] == 2
+    assert info["model"]["backbone"]["mlp"]["hidden"] == [12] and info["model"]["latent_dim"] == 2
     assert info["data"]["max_samples"] == 150
     assert len(json.loads((tmp_path / "r" / "history.json").read_text())) == 2
 
@@ -298,7 +298,7 @@ def test_config_yaml_sets_options(tmp_path):
     ok("train", "ae", "--data", "digits", "--config", cfg, "--out", tmp_path / "r")
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["train"]["epochs"] == 1 and info["train"]["lr"] == 0.02
-    assert info["model"]["hidden"] == [8] and info["model"]["latent_dim"] == 2
+    assert info["model"]["backbone"]["mlp"]["hidden"] == [8] and info["model"]["latent_dim"] == 2
 
 
 def test_config_unknown_key_is_an_error_with_did_you_mean(tmp_path):
@@ -392,15 +392,14 @@ def test_sparsity_kl_on_sparse_kl_trains(tmp_path):
     ok("train", "sparse_kl", "--data", "digits", *TINY, "--sparsity", "kl:0.05", "--out", tmp_path / "r")
     model_cfg = json.loads((tmp_path / "r" / "run.json").read_text())["model"]
     assert model_cfg["regularizers"]["kl_sparsity"]["rho"] == 0.05
-    assert model_cfg["code_activation"] == "sigmoid"
+    assert model_cfg["bottleneck"]["deterministic"]["activation"] == "sigmoid"
     result = json.loads(ok("evaluate", tmp_path / "r", "--json")[0])
     assert np.isfinite(result["mse_per_pixel"])
 
 
 def test_noise_option_makes_a_denoising_run(tmp_path):
     ok("train", "ae", "--data", "digits", *TINY, "--noise", "gaussian:0.2", "--out", tmp_path / "r")
-    assert json.loads((tmp_path / "r" / "run.json").read_text())["model"]["corruption"] == {"kind": "gaussian",
-                                                                                            "level": 0.2}
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["model"]["corruption"] == {"gaussian": {"std": 0.2}}
 
 
 def test_negative_weight_decay_is_a_one_line_error(tmp_path):

@@ -20,11 +20,11 @@ import aekit
 
 BACKBONES = ("mlp", "conv", "unet")
 SHAPES = ((12,), (1, 8, 8), (3, 7, 5))
-LATENT = 3
+LATENT = 3  # the code width at test size, unless a recipe's bottleneck needs more (checks use model.latent_dim)
 BATCH = 16
 
 
-# conditional variants (cvae) take labels with every call: their contract is tests/test_cvae.py
+# conditional variants (cvae) take labels with every call: their contract is in tests/test_contract_ingredients.py
 UNCONDITIONAL = [v for v in sorted(aekit.VARIANTS) if not aekit.resolve_config(v, input_shape=(1, 8, 8))["num_classes"]]
 
 
@@ -46,12 +46,18 @@ TRAIN_CASES = [c for c in CASES if TRAIN_SHAPE[c.values[1]] == c.values[2]]
 
 def make(variant: str, backbone: str, shape, **kw) -> aekit.Autoencoder:
     """The variant shrunk to test size; recipes without hidden layers (linear, cae) keep none."""
-    recipe_hidden = aekit.resolve_config(variant, input_shape=(1, 8, 8))["hidden"]
+    (name, params), = aekit.resolve_config(variant, input_shape=(1, 8, 8))["backbone"].items()
+    recipe_hidden = params.get("hidden", [256])
     hidden = [] if not recipe_hidden else ([16] if len(recipe_hidden) == 1 else [16, 8])
-    model = aekit.build(variant, input_shape=shape, backbone=backbone, hidden=hidden, channels=[4, 8],
-                        latent_dim=LATENT, seed=0, **kw)
-    if model.config["code_activation"] == "relu":
-        # a ReLU code of 3 units can start with every unit dead (all biases negative); that
+    spec = {"mlp": {"hidden": hidden}, "conv": {"channels": [4, 8]}, "unet": {"channels": [4, 8]}}[backbone]
+    if "activation" in params:
+        spec["activation"] = params["activation"]  # the recipe's (linear: identity) on every backbone
+    try:
+        model = aekit.build(variant, input_shape=shape, backbone={backbone: spec}, latent_dim=LATENT, seed=0, **kw)
+    except aekit.ConfigError:  # the recipe's bottleneck needs a wider code (a k-sparse code): its own width
+        model = aekit.build(variant, input_shape=shape, backbone={backbone: spec}, seed=0, **kw)
+    if next(iter(model.config["bottleneck"].values())).get("activation") == "relu":
+        # a small ReLU code can start with every unit dead (all biases negative); that
         # legitimately blocks every gradient to the encoder and makes decode() constant, so
         # start the units active
         with torch.no_grad():
@@ -81,12 +87,12 @@ def test_forward_shapes_loss_decomposition_and_gradients(variant, backbone, shap
 
     assert out.x_hat.shape == x.shape
     assert out.params.shape == x.shape
-    assert out.z.shape == (BATCH, LATENT)
-    assert out.code.mean.shape == (BATCH, LATENT)
+    assert out.z.shape == (BATCH, model.latent_dim)
+    assert out.code.mean.shape == (BATCH, model.latent_dim)
     assert out.nll.shape == (BATCH,)
     assert out.per_sample.shape == (BATCH,)
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
-    if model.config["likelihood"] == "bernoulli":
+    if model.provides("bounded_mean"):
         assert float(out.x_hat.detach().min()) >= 0.0 and float(out.x_hat.detach().max()) <= 1.0
 
     # the terms: nll, every regularizer by name, nothing unweighted or unreported
@@ -107,7 +113,7 @@ def test_forward_shapes_loss_decomposition_and_gradients(variant, backbone, shap
         assert p.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
         assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
-    if not model.config["learn_sigma"]:
+    if model.provides("fixed_sigma"):
         assert all("log_sigma" not in n for n, _ in params)
 
 
@@ -178,7 +184,7 @@ def test_encode_decode_sample_interpolate(variant, backbone, shape):
     model = make(variant, backbone, shape).eval()
     x = data(shape, n=4)
     z = model.encode(x)
-    assert z.shape == (4, LATENT)
+    assert z.shape == (4, model.latent_dim)
     assert model.reconstruct(x).shape == x.shape
 
     if model.uses_skips:
@@ -201,13 +207,13 @@ def test_encode_decode_sample_interpolate(variant, backbone, shape):
         assert s.shape == (6, *shape) and torch.isfinite(s).all()
         again = model.sample(6, generator=torch.Generator().manual_seed(3))
         assert torch.equal(s, again)
-        if model.config["likelihood"] == "bernoulli":
+        if model.provides("bounded_mean"):
             assert float(s.min()) >= 0.0 and float(s.max()) <= 1.0
     else:  # not generative, or a generative model whose decoder needs skip maps
         with pytest.raises(aekit.ConfigError):
             model.sample(6)
     if not model.is_generative:
-        with pytest.raises(aekit.ConfigError, match="gaussian"):
+        with pytest.raises(aekit.ConfigError, match="'posterior'"):
             model.sample(2)
 
 
@@ -225,5 +231,5 @@ def test_wrong_input_shape_raises_shape_error(variant, backbone, shape):
             msg = str(info.value)
             assert str(tuple(bad_shape)) in msg, msg
             assert str(tuple(shape)) in msg, msg
-    with pytest.raises(aekit.ShapeError, match=rf"\(batch, {LATENT}\)"):
-        model.decode(torch.zeros(2, LATENT + 1))
+    with pytest.raises(aekit.ShapeError, match=rf"\(batch, {model.latent_dim}\)"):
+        model.decode(torch.zeros(2, model.latent_dim + 1))

@@ -37,7 +37,7 @@ def test_without_conv_hidden_the_state_dict_is_unchanged():
     keys = sorted(model.state_dict())
     assert not any(k.startswith("encoder.fc.") for k in keys)
     assert [k for k in keys if k.startswith("decoder.project.")] == ["decoder.project.0.bias", "decoder.project.0.weight"]
-    assert model.config["conv_hidden"] == []
+    assert model.config["backbone"] == {"conv": {"channels": [4, 8]}}
 
 
 def test_save_load_round_trip_and_old_configs(tmp_path):
@@ -45,7 +45,7 @@ def test_save_load_round_trip_and_old_configs(tmp_path):
                         seed=0)
     aekit.save(model, tmp_path / "m")
     again = aekit.load(tmp_path / "m")
-    assert again.config["conv_hidden"] == [16]
+    assert again.config["backbone"]["conv"]["hidden"] == [16]
     model.eval(), again.eval()
     x = torch.rand(3, 1, 8, 8)
     assert torch.equal(model.encode(x), again.encode(x))
@@ -54,19 +54,24 @@ def test_save_load_round_trip_and_old_configs(tmp_path):
     aekit.save(plain, tmp_path / "old")
     cfg_path = tmp_path / "old" / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    del cfg["config"]["conv_hidden"]  # a run saved before the option existed
+    cfg["config"] = {"variant": "ae", "input_shape": [1, 8, 8], "latent_dim": 2, "backbone": "conv", "channels": [4],
+                     "hidden": [256], "activation": "relu", "skips": True, "bottleneck": "deterministic",
+                     "code_activation": "none", "corruption": {"kind": "none", "level": 0.0}, "regularizers": {},
+                     "likelihood": "gaussian", "sigma": 1.0, "learn_sigma": False, "quantization_noise": None,
+                     "num_classes": None, "seed": 0}  # a run of the first release, saved before conv_hidden existed
     del cfg["config_sha256"]  # (and before config.json had a checksum)
     cfg_path.write_text(json.dumps(cfg))
     old = aekit.load(tmp_path / "old")
-    assert old.config.get("conv_hidden", []) == [] and sorted(old.state_dict()) == sorted(plain.state_dict())
+    assert old.config["backbone"] == {"conv": {"activation": "relu", "channels": [4]}}
+    assert sorted(old.state_dict()) == sorted(plain.state_dict())
 
 
 @pytest.mark.parametrize("kwargs, needles", [
     (dict(backbone="mlp", conv_hidden=[8]), ["conv_hidden", "backbone='conv'", "'mlp'"]),
     (dict(backbone="unet", conv_hidden=[8]), ["conv_hidden", "'unet'"]),
     (dict(backbone="conv", conv_hidden=[8, 0]), ["conv_hidden", "positive integers", "[8, 0]"]),
-    (dict(backbone="conv", conv_hidden=[8, True]), ["conv_hidden", "positive integers"]),
-    (dict(backbone="conv", conv_hidden="256"), ["conv_hidden", "'256'"]),
+    (dict(backbone="conv", conv_hidden=[8, True]), ["conv_hidden", "integer", "True"]),
+    (dict(backbone="conv", conv_hidden="a"), ["conv_hidden", "'a'"]),
 ])
 def test_bad_conv_hidden_is_refused(kwargs, needles):
     shape = (1, 8, 8)
@@ -80,15 +85,15 @@ def test_command_line_option(tmp_path):
                          "--channels", "4,8", "--conv-hidden", "16,8", "--latent-dim", "2", "--epochs", "1",
                          "--out", tmp_path / "run", "--quiet")
     assert code == 0, err
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["conv_hidden"] == [16, 8]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["backbone"]["conv"]["hidden"] == [16, 8]
     code, _, err = cli("train", "ae", "--data", "digits", "--max-samples", "200", "--conv-hidden", "16",
                        "--epochs", "1", "--out", tmp_path / "bad", "--quiet")
     assert code == 2 and "conv_hidden applies to backbone='conv' only" in err
 
 
 def test_the_annealed_recipe_has_the_papers_fc_layers_only_on_conv():
-    assert aekit.resolve_config("annealed_vae", input_shape=(1, 32, 32))["conv_hidden"] == [256, 256]
-    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), backbone="mlp")["conv_hidden"] == []
-    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), conv_hidden=[8])["conv_hidden"] == [8]
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 32, 32))["backbone"]["conv"]["hidden"] == [256, 256]
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), backbone="mlp")["backbone"] == {"mlp": {}}
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), conv_hidden=[8])["backbone"]["conv"]["hidden"] == [8]
     with pytest.raises(ConfigError, match="conv_hidden applies to backbone='conv' only"):
         aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8), backbone="unet", conv_hidden=[8])

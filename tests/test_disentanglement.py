@@ -189,7 +189,7 @@ def test_annealed_loss_in_the_model_is_recon_plus_gamma_abs_kl_minus_c():
     kl = out.code.posterior.kl_per_unit().sum(1).mean()
     assert float(out.terms["kl_prior"].detach()) == pytest.approx(abs(float(kl.detach()) - 2.0), rel=1e-5)
     assert float(out.loss.detach()) == pytest.approx(float(out.terms["nll"].detach()) + 50.0 * abs(float(kl.detach()) - 2.0), rel=1e-5)
-    assert model.config["backbone"] == "conv" and model.config["likelihood"] == "bernoulli"
+    assert list(model.config["backbone"]) == ["conv"] and model.config["likelihood"] == {"bernoulli": {}}
 
 
 def test_capacity_options_are_checked():

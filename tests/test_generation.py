@@ -184,7 +184,7 @@ def test_cvae_sample_labels_and_misuse():
         plain(x, y)
     with pytest.raises(aekit.ConfigError, match="conditional model"):
         plain.sample(2, label=0)
-    with pytest.raises(aekit.ConfigError, match="bottleneck='gaussian'"):
+    with pytest.raises(aekit.ConfigError, match="num_classes.*'posterior'.*bottleneck 'gaussian'"):
         aekit.build("ae", input_shape=(12,), num_classes=3)
     with pytest.raises(aekit.ConfigError, match="num_classes must be a positive integer"):
         aekit.build("cvae", input_shape=(12,), num_classes=0)

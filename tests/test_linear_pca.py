@@ -32,7 +32,7 @@ def test_linear_autoencoder_recovers_the_pca_subspace():
     # float64: the loss carries the constant 32 log(2 pi) ~ 58.8 nats, which would drown the last
     # digits of the squared error in float32 and stall the quasi-Newton steps
     model = aekit.build("linear", input_shape=(64,), latent_dim=K, seed=0).double()
-    assert model.config["hidden"] == [] and model.config["activation"] == "identity"
+    assert model.config["backbone"] == {"mlp": {"hidden": [], "activation": "identity"}}
     x = torch.from_numpy(X)
     model.train()
 
@@ -168,7 +168,7 @@ def test_a_streamed_dataset_gets_the_pca_start_too():
 
 
 def test_init_pca_on_a_nonlinear_model_is_refused_and_the_recipe_falls_back():
-    with pytest.raises(aekit.ConfigError, match=r"init='pca' needs a linear model: hidden=\[\]"):
+    with pytest.raises(aekit.ConfigError, match=r"init='pca' needs a linear model: 'linear_backbone' \(provided by backbone 'mlp' with hidden=\[\]\)"):
         aekit.build("ae", input_shape=(64,), init="pca")
     with pytest.raises(aekit.ConfigError, match="init"):
         aekit.build("linear", input_shape=(64,), init="svd")

@@ -71,7 +71,7 @@ def test_assembled_model_reproduces_the_stack_exactly(digits, variant, likelihoo
                            activation=activation, config=cfg(1))
     model = assemble_autoencoder(stack)
     x = digits.val
-    assert model.config["hidden"] == [20, 10] and model.latent_dim == 5
+    assert model.config["backbone"]["mlp"]["hidden"] == [20, 10] and model.latent_dim == 5
     with torch.no_grad():
         z_ref, x_ref = _reference_forward(stack, x)
         z_stack = stacked_encode(stack, x)

@@ -13,14 +13,14 @@ from ._compat import install as _install_compat
 
 _install_compat()  # first-release import paths (aekit.train, aekit.sklearn, ...) keep working
 
-from .build import build, resolve_config  # noqa: E402
+from .build import build, list_variants, migrate_config, resolve_config  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .errors import AekitError, CheckpointError, ConfigError, DataError, ShapeError, TrainingError  # noqa: E402
 from .model import AEOutput, Autoencoder  # noqa: E402
 from .training.trainer import TrainConfig, Trainer, fit  # noqa: E402
-from .variants import VARIANTS, list_variants  # noqa: E402
+from .registry import VARIANTS  # noqa: E402
 
 __all__ = [
     "AEOutput", "AekitError", "Autoencoder", "CheckpointError", "ConfigError", "DataError", "ShapeError",
-    "TrainConfig", "Trainer", "TrainingError", "VARIANTS", "fit", "build", "list_variants", "load", "resolve_config", "save", "__version__",
+    "TrainConfig", "Trainer", "TrainingError", "VARIANTS", "fit", "build", "list_variants", "load", "migrate_config", "resolve_config", "save", "__version__",
 ]

@@ -181,6 +181,8 @@ def load(directory: str | os.PathLike, *, map_location: str = "cpu"):
         probe = _assemble(assemble, meta["config"], directory / CONFIG_NAME)
     _check_shapes(probe.state_dict(), state, source=directory / WEIGHTS_NAME)
     model = _assemble(assemble, meta["config"], directory / CONFIG_NAME)
+    if model.config != meta["config"]:  # a config of an earlier release, migrated: what identifies the saved model
+        model.source_config = meta["config"]
     load_state_into(model, state, source=directory / WEIGHTS_NAME)
     return model.to(map_location).eval()
 
@@ -205,10 +207,11 @@ def build_from_config(config: dict, *, source):
 
 def _assemble(assemble, config: dict, source):
     """Build the model of a config.json; any failure (a hostile or damaged config) is a CheckpointError."""
+    from .build import migrate_config
     from .errors import AekitError
 
     try:
-        return assemble(dict(config))
+        return assemble(migrate_config(config))  # configs of the first release (flat keys) are translated
     except AekitError as exc:
         raise CheckpointError(f"{str(source)!r} describes a model that cannot be built: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,

@@ -54,7 +54,8 @@ class Autoencoder(nn.Module):
     """Corruption x backbone x bottleneck x regularizers x likelihood. Build it with `aekit.build`."""
 
     def __init__(self, *, input_shape, corruption, encoder, bottleneck, decoder, likelihood,
-                 regularizers: dict[str, nn.Module], config: dict | None = None) -> None:
+                 regularizers: dict[str, nn.Module], config: dict | None = None,
+                 capabilities=frozenset()) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         self.corruption = corruption
@@ -64,15 +65,26 @@ class Autoencoder(nn.Module):
         self.likelihood = likelihood
         self.regularizers = nn.ModuleDict(regularizers)
         self.config = dict(config or {})
+        self.capabilities = frozenset(capabilities)  # what the ingredients provide (aekit.registry)
 
     # ----------------------------------------------------------------- properties
     @property
     def latent_dim(self) -> int:
         return self.bottleneck.latent_dim
 
+    def provides(self, capability: str) -> bool:
+        """Whether an ingredient of this model provides a capability ('posterior', 'bounded_code', 'skips', ...)."""
+        return capability in self.capabilities
+
+    def ingredient(self, axis: str) -> str | None:
+        """The name of this model's ingredient on an axis ('bottleneck' -> 'gaussian'), from its config."""
+        spec = self.config.get(axis)
+        return next(iter(spec)) if isinstance(spec, dict) and len(spec) == 1 else spec
+
     @property
     def is_generative(self) -> bool:
-        return self.bottleneck.kind == "gaussian"
+        """A prior to sample from and a posterior to score: the bottleneck provides 'posterior'."""
+        return self.provides("posterior")
 
     @property
     def uses_skips(self) -> bool:
@@ -208,10 +220,10 @@ class Autoencoder(nn.Module):
         label (conditional models only): one class index for all n, or n indices; None gives every
         class in turn (0, 1, ..., K-1, 0, ...), a balanced set.
         """
-        if not self.is_generative:
+        if not self.provides("posterior"):
             raise ConfigError(
-                "sample() needs a generative model: bottleneck must be 'gaussian' (a VAE); "
-                f"got bottleneck={self.bottleneck.kind!r}."
+                "sample() needs a generative model: a bottleneck that provides 'posterior' (e.g. 'gaussian', a VAE); "
+                f"got bottleneck={self.ingredient('bottleneck')!r}."
             )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be a positive integer; got {n!r}.")

@@ -31,26 +31,28 @@ EXACT_MAX_FEATURES = 4096  # up to this D: an exact eigendecomposition of the D 
 MAX_SAMPLES = 20000  # a Dataset (streamed) contributes a seeded random subset of at most this many items
 
 
-def pca_eligible(cfg: dict) -> str | None:
-    """None when init='pca' applies to this configuration, else the reason it does not."""
-    checks = [
-        (cfg.get("backbone") == "mlp", f"backbone='mlp' (got {cfg.get('backbone')!r})"),
-        (not cfg.get("hidden"), f"hidden=[] (got {cfg.get('hidden')!r})"),
-        (cfg.get("bottleneck") == "deterministic", f"bottleneck='deterministic' (got {cfg.get('bottleneck')!r})"),
-        (cfg.get("code_activation") == "none", f"code_activation='none' (got {cfg.get('code_activation')!r})"),
-        (cfg.get("likelihood") == "gaussian", f"likelihood='gaussian' (got {cfg.get('likelihood')!r})"),
-        (not cfg.get("num_classes"), f"num_classes=None (got {cfg.get('num_classes')!r})"),
-    ]
-    missing = [need for ok, need in checks if not ok]
+PCA_REQUIRES = ("linear_backbone", "linear_code", "gaussian_mean")  # x_hat = W_d (W_e x + b_e) + b_d, squared error
+
+
+def pca_eligible(cfg: dict, provided) -> str | None:
+    """None when init='pca' applies to a configuration providing these capabilities, else the reason it does not."""
+    from .registry import AXES
+
+    missing = []
+    for cap in PCA_REQUIRES:
+        if cap not in provided:
+            offers = [o for reg in AXES.values() for o in reg.providers(cap)]
+            missing.append(f"'{cap}' (provided by {', '.join(offers) or 'nothing registered'})")
+    if cfg.get("num_classes"):
+        missing.append(f"num_classes=None (got {cfg.get('num_classes')!r})")
     return None if not missing else "init='pca' needs a linear model: " + ", ".join(missing)
 
 
 def solved_layers(model) -> list:
     """The layers PCA solves exactly for this model's whole objective (encoder and decoder), or [] when the
     objective holds more than the squared error (learned sigma, corruption, regularizers, quantization noise)."""
-    cfg = model.config
-    pure = (not cfg.get("learn_sigma") and not model.regularizers and cfg.get("quantization_noise") is None
-            and (cfg.get("corruption") or {}).get("kind", "none") == "none")
+    pure = (model.provides("fixed_sigma") and not model.regularizers and not model.provides("noisy_code")
+            and model.corruption.is_identity)
     return [model.bottleneck.linear, model.decoder.net[-1]] if pure else []
 
 

@@ -136,7 +136,12 @@ class Registry:
         Values given as strings (from the command line) are converted to the parameter's type."""
         what = name or self.axis
         if isinstance(value, str):
-            ing, params = parse_spec_string(value, what=what)
+            ing, _, rest = value.strip().partition(":")
+            short = getattr(self._entries.get(ing.strip()), "shorthand", None)
+            if rest and short and "=" not in rest:  # 'gaussian:0.3' -> gaussian with std=0.3 (the class's shorthand)
+                ing, params = ing.strip(), {short: rest.strip()}
+            else:
+                ing, params = parse_spec_string(value, what=what)
         elif isinstance(value, Mapping) and len(value) == 1:
             ing, params = next(iter(value.items()))
             if params is None:
@@ -178,16 +183,24 @@ class Registry:
             return frozenset(obj.provides_for(**dict(params or {})))
         return frozenset(getattr(obj, "provides", ()))
 
-    def requirements(self, name: str) -> frozenset[str]:
-        return frozenset(getattr(self.get(name), "requires", ()))
+    def requirements(self, name: str, params: Mapping | None = None) -> frozenset[str]:
+        """What an ingredient requires; `requires_for(**params)` when it depends on the parameters."""
+        obj = self.get(name)
+        if hasattr(obj, "requires_for"):
+            return frozenset(obj.requires_for(**dict(params or {})))
+        return frozenset(getattr(obj, "requires", ()))
 
     def providers(self, capability: str) -> list[str]:
-        """Names of this axis's ingredients that can provide a capability (with some parameters)."""
+        """This axis's ingredients that can provide a capability, each as "axis 'name'" followed by the
+        parameters it needs for it when it depends on them (class attribute may_provide: cap -> condition)."""
         out = []
         for name, obj in self._entries.items():
-            caps = set(getattr(obj, "provides", ())) | set(getattr(obj, "may_provide", ()))
-            if capability in caps:
-                out.append(name)
+            may = getattr(obj, "may_provide", {})
+            if capability in set(getattr(obj, "provides", ())):
+                out.append(f"{self.axis} {name!r}")
+            elif capability in may:
+                cond = may[capability] if isinstance(may, Mapping) else ""
+                out.append(f"{self.axis} {name!r}" + (f" with {cond}" if cond else ""))
         return out
 
     def describe(self, name: str) -> dict:
@@ -200,7 +213,7 @@ class Registry:
                         "default": None if p.required else p.default, "required": p.required}
                        for p in self.params(name)],
             "provides": sorted(set(getattr(obj, "provides", ())) | set(getattr(obj, "may_provide", ()))),
-            "requires": sorted(getattr(obj, "requires", ())),
+            "requires": sorted(set(getattr(obj, "requires", ())) | set(getattr(obj, "may_require", ()))),
         }
 
 
@@ -292,29 +305,41 @@ def coerce(value, annotation, *, where: str):
 
 
 # ---------------------------------------------------------------------- capabilities across axes
-def check_requirements(chosen: Mapping[str, tuple[Registry, str, dict]], *, needs: Mapping[str, Iterable[str]] = ()) -> frozenset[str]:
+def check_requirements(chosen: Mapping[str, tuple[Registry, str, dict]], *, needs: Mapping[str, Iterable[str]] = (),
+                       given: Iterable[str] = ()) -> frozenset[str]:
     """Refuse a mix whose requirements are not met; returns the capabilities the mix provides.
 
     chosen: label -> (registry, name, params), e.g. {'bottleneck': (BOTTLENECKS, 'gaussian', {})}.
     needs: extra label -> capabilities required by a use (e.g. {'sample()': ['posterior']}).
+    given: capabilities the context provides besides the ingredients (e.g. 'image_input' for (C, H, W) inputs).
+    The error names the missing capability, the ingredient that needs it, the ingredients that provide it
+    and the mix as chosen.
     """
-    provided: set[str] = set()
+    provided: set[str] = set(given)
     for reg, name, params in chosen.values():
         provided |= reg.capabilities(name, params)
-    demands = [(label, name, reg.requirements(name), reg) for label, (reg, name, _) in chosen.items()]
-    demands += [(label, label, frozenset(caps), None) for label, caps in dict(needs).items()]
-    for label, name, reqs, _reg in demands:
+    demands = [(f"{reg.axis} {name!r}" + (f" ({_params_text(params)})" if params else ""), reg.requirements(name, params))
+               for reg, name, params in chosen.values()]
+    demands += [(label, frozenset(caps)) for label, caps in dict(needs).items()]
+    for head, reqs in demands:
         for cap in sorted(reqs):
             if cap not in provided:
                 offers = []
                 for reg2, _, _ in chosen.values():
-                    offers += [f"{reg2.axis} {n!r}" for n in reg2.providers(cap)]
+                    offers += reg2.providers(cap)
                 offers = list(dict.fromkeys(offers))
+                mix = ", ".join(f"{reg2.axis} {n!r}" + (f" ({_params_text(p)})" if p else "")
+                                for reg2, n, p in chosen.values())
                 raise ConfigError(
-                    f"{label} {name!r} needs a '{cap}' capability that nothing in this model provides; "
+                    f"{head} needs a '{cap}' capability that nothing in this model provides "
+                    f"(this model: {mix}); "
                     + (f"provided by: {', '.join(offers)}." if offers else "no registered ingredient provides it.")
                 )
     return frozenset(provided)
+
+
+def _params_text(params: Mapping) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
 # ---------------------------------------------------------------------- the axes

@@ -39,8 +39,7 @@ def _tensor_or_float(value) -> float | torch.Tensor:
 
 
 def _bernoulli(model) -> bool:
-    likelihood = getattr(model, "likelihood", None)
-    return getattr(likelihood, "name", None) == "bernoulli"
+    return bool(hasattr(model, "provides") and model.provides("bounded_mean"))  # a Bernoulli mean in (0, 1)
 
 
 @dataclass

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import check_choice
+from ..errors import ConfigError, check_choice
+from ..registry import BOTTLENECKS
 
 CODE_ACTIVATIONS = {"none": nn.Identity, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
-BOTTLENECKS = ("deterministic", "gaussian")
 
 
 class DiagonalGaussian:
@@ -68,13 +68,38 @@ class Code:
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B,)
 
 
+@BOTTLENECKS.register("deterministic")
 class DeterministicBottleneck(nn.Module):
-    kind = "deterministic"
+    """z = act(W h + b), act in none | sigmoid | relu | tanh; noise_bits trains for quantization (uniform noise).
+    Rumelhart, Hinton & Williams 1986; Balle et al. 2017 for the quantization noise."""
+
+    provides = frozenset({"code"})
+    may_provide = {"bounded_code": "activation='sigmoid'", "sigmoid_code": "activation='sigmoid'",
+                   "nonneg_code": "activation='relu' or 'sigmoid'", "linear_code": "activation='none'",
+                   "noisy_code": "noise_bits"}
+    examples = ({}, {"activation": "sigmoid"}, {"activation": "relu"}, {"activation": "tanh", "noise_bits": 4})
+
+    @classmethod
+    def provides_for(cls, *, activation: str = "none", noise_bits: int | None = None) -> frozenset[str]:
+        caps = {"code"}
+        if activation == "sigmoid":
+            caps |= {"bounded_code", "sigmoid_code", "nonneg_code"}
+        elif activation == "relu":
+            caps |= {"nonneg_code"}
+        elif activation == "none":
+            caps |= {"linear_code"}
+        if noise_bits:
+            caps |= {"noisy_code"}
+        return frozenset(caps)
 
     def __init__(self, *, in_features: int, latent_dim: int, activation: str = "none",
                  noise_bits: int | None = None) -> None:
         super().__init__()
-        check_choice("code_activation", activation, CODE_ACTIVATIONS)
+        check_choice("bottleneck 'deterministic' activation (code_activation)", activation, CODE_ACTIVATIONS)
+        if noise_bits is not None and (isinstance(noise_bits, bool) or not isinstance(noise_bits, int)
+                                       or not 1 <= noise_bits <= 16):
+            raise ConfigError("bottleneck 'deterministic' noise_bits (quantization_noise) must be a number of bits "
+                              f"from 1 to 16 (or None); got {noise_bits!r}.")
         self.activation_name = activation
         self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, D)
         self.activation = CODE_ACTIVATIONS[activation]()
@@ -101,8 +126,12 @@ def quantization_noise(z: torch.Tensor, bits: int) -> torch.Tensor:
     return z + (torch.rand_like(z) - 0.5) * step
 
 
+@BOTTLENECKS.register("gaussian")
 class GaussianBottleneck(nn.Module):
-    kind = "gaussian"
+    """Amortised Gaussian posterior q(z | x) = N(mu(h), diag(exp(logvar(h)))), reparameterised; prior N(0, I).
+    Kingma & Welling 2014, Auto-encoding variational Bayes."""
+
+    provides = frozenset({"code", "posterior"})
     activation_name = "none"
 
     def __init__(self, *, in_features: int, latent_dim: int) -> None:
@@ -121,11 +150,3 @@ class GaussianBottleneck(nn.Module):
         device = self.mu.weight.device
         return torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=self.mu.weight.dtype)  # (n, D) ~ N(0, I)
 
-
-def make_bottleneck(kind: str, *, in_features: int, latent_dim: int, activation: str = "none",
-                    noise_bits: int | None = None) -> nn.Module:
-    check_choice("bottleneck", kind, BOTTLENECKS)
-    if kind == "gaussian":
-        return GaussianBottleneck(in_features=in_features, latent_dim=latent_dim)
-    return DeterministicBottleneck(in_features=in_features, latent_dim=latent_dim, activation=activation,
-                                   noise_bits=noise_bits)

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError
+from ..registry import LIKELIHOODS
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -47,10 +48,16 @@ class Likelihood(nn.Module):
         """Raise ConfigError when x cannot be scored by this likelihood."""
 
 
+@LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
-    """Pixels as independent Bernoulli variables; decoder outputs logits."""
+    """Pixels as independent Bernoulli variables; decoder outputs logits, the mean is in (0, 1).
+    Kingma & Welling 2014, Auto-encoding variational Bayes."""
 
     name = "bernoulli"
+    provides = frozenset({"bounded_mean"})
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def nll(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         # params are logits (B, ...); BCE-with-logits is the stable -log p(x | logits)
@@ -68,15 +75,24 @@ class BernoulliLikelihood(Likelihood):
             )
 
 
+@LIKELIHOODS.register("gaussian")
 class GaussianLikelihood(Likelihood):
-    """Independent Gaussians with a fixed or learned shared sigma; decoder outputs the mean."""
+    """Independent Gaussians with a fixed or learned shared sigma; decoder outputs the mean.
+    Rybkin et al. 2021, Simple and effective VAE training with calibrated decoders (learn_sigma)."""
 
     name = "gaussian"
+    provides = frozenset({"gaussian_mean"})
+    may_provide = {"fixed_sigma": "learn_sigma=False"}
+    examples = ({}, {"sigma": 0.5, "learn_sigma": True})
+
+    @classmethod
+    def provides_for(cls, *, sigma: float = 1.0, learn_sigma: bool = False) -> frozenset[str]:
+        return frozenset({"gaussian_mean"} | (set() if learn_sigma else {"fixed_sigma"}))
 
     def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
         super().__init__()
         if not (isinstance(sigma, (int, float)) and sigma > 0 and math.isfinite(sigma)):
-            raise ConfigError(f"sigma must be a positive finite number; got {sigma!r}.")
+            raise ConfigError(f"likelihood 'gaussian' sigma must be a positive finite number; got {sigma!r}.")
         self.learn_sigma = bool(learn_sigma)
         log_sigma = torch.tensor(math.log(float(sigma)))
         if self.learn_sigma:
@@ -97,14 +113,3 @@ class GaussianLikelihood(Likelihood):
     def sigma(self) -> float:
         return float(torch.exp(self.log_sigma))
 
-
-LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
-
-
-def make_likelihood(name: str, *, sigma: float = 1.0, learn_sigma: bool = False) -> Likelihood:
-    check_choice("likelihood", name, LIKELIHOODS)
-    if name == "bernoulli":
-        if learn_sigma:
-            raise ConfigError("learn_sigma=True applies to likelihood='gaussian' only; got likelihood='bernoulli'.")
-        return BernoulliLikelihood()
-    return GaussianLikelihood(sigma=sigma, learn_sigma=learn_sigma)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
+from ..registry import REGULARIZERS
 
 
 @dataclass
@@ -45,8 +46,11 @@ class RegContext:
 
 
 class Regularizer(nn.Module):
+    """Base class: a penalty (B,) weighted by `current_weight()`; `requires` names the capabilities it needs."""
+
     name = "base"
     needs_input_grad = False
+    requires: frozenset[str] = frozenset({"code"})
 
     def __init__(self, *, weight: float) -> None:
         super().__init__()
@@ -58,19 +62,33 @@ class Regularizer(nn.Module):
     def current_weight(self) -> float:
         return self.weight
 
-    def check(self, *, bottleneck: str, code_activation: str, backbone: str, hidden) -> None:
-        """Raise ConfigError if this penalty cannot apply to the model being built."""
+    def configure(self, provided: frozenset[str]) -> None:
+        """Told the capabilities of the model it joins (build calls it); a penalty may pick its method by them."""
 
 
+@REGULARIZERS.register("l1_activity")
 class L1Activity(Regularizer):
+    """L1 penalty on the code activations, sum_j |z_j|.
+    Goodfellow, Bengio & Courville 2016, ch. 14.2.1; Ranzato et al. 2007."""
+
     name = "l1_activity"
+    provides = frozenset({"sparse_code"})
+
+    def __init__(self, *, weight: float = 1e-3) -> None:
+        super().__init__(weight=weight)
 
     def forward(self, ctx: RegContext) -> torch.Tensor:
         return ctx.code.mean.abs().sum(dim=1)  # (B, D) -> (B,)
 
 
+@REGULARIZERS.register("kl_sparsity")
 class KLSparsity(Regularizer):
+    """sum_j KL(rho || rho_hat_j) on the batch-mean activation of code units in (0, 1).
+    Ng 2011, CS294A lecture notes, Sparse autoencoder."""
+
     name = "kl_sparsity"
+    provides = frozenset({"sparse_code"})
+    requires = frozenset({"bounded_code"})
 
     def __init__(self, *, rho: float = 0.05, weight: float = 3.0) -> None:
         super().__init__(weight=weight)
@@ -78,14 +96,6 @@ class KLSparsity(Regularizer):
         if not 0.0 < rho < 1.0:
             raise ConfigError(f"kl_sparsity rho must be in (0, 1); got {rho!r}.")
         self.rho = rho
-
-    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
-        if bottleneck != "deterministic" or code_activation != "sigmoid":
-            raise ConfigError(
-                "kl_sparsity needs code activations in (0, 1): code_activation must be 'sigmoid' "
-                f"(allowed: 'sigmoid') with bottleneck='deterministic'; got code_activation={code_activation!r}, "
-                f"bottleneck={bottleneck!r}."
-            )
 
     def forward(self, ctx: RegContext) -> torch.Tensor:
         z = ctx.code.mean  # (B, D) in (0, 1)
@@ -95,10 +105,21 @@ class KLSparsity(Regularizer):
         return kl.sum().expand(z.shape[0])  # batch quantity, broadcast to (B,)
 
 
+@REGULARIZERS.register("contractive")
 class Contractive(Regularizer):
+    """Squared Frobenius norm of the Jacobian of the code with respect to the input.
+    Rifai et al. 2011, Contractive auto-encoders: explicit invariance during feature extraction."""
+
     name = "contractive"
     needs_input_grad = True
     METHODS = ("auto", "exact", "closed_form", "hutchinson")
+    CLOSED_FORM = frozenset({"linear_backbone", "sigmoid_code"})  # one sigmoid layer z = s(W x + b)
+    may_require = CLOSED_FORM
+    examples = ({"method": "auto"}, {"method": "closed_form"}, {"method": "hutchinson", "n_samples": 2})
+
+    @classmethod
+    def requires_for(cls, *, weight: float = 0.1, method: str = "auto", n_samples: int = 1) -> frozenset[str]:
+        return frozenset({"code"} | (cls.CLOSED_FORM if method == "closed_form" else set()))
 
     def __init__(self, *, weight: float = 0.1, method: str = "auto", n_samples: int = 1) -> None:
         super().__init__(weight=weight)
@@ -108,16 +129,11 @@ class Contractive(Regularizer):
         self.method, self.n_samples = method, int(n_samples)
         self._closed_ok = False
 
-    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
-        self._closed_ok = backbone == "mlp" and not tuple(hidden) and bottleneck == "deterministic" and code_activation == "sigmoid"
-        if self.method == "closed_form" and not self._closed_ok:
-            raise ConfigError(
-                "contractive method='closed_form' applies to one sigmoid layer only (backbone='mlp', hidden=[], "
-                f"code_activation='sigmoid'); got backbone={backbone!r}, hidden={list(hidden)!r}, "
-                f"code_activation={code_activation!r}. Use method='exact' or 'hutchinson'."
-            )
+    def configure(self, provided: frozenset[str]) -> None:
+        self._closed_ok = self.CLOSED_FORM <= provided  # one sigmoid layer z = s(W x + b)
 
     def resolved_method(self, latent_dim: int) -> str:
+        """auto: closed_form when the model provides one sigmoid layer, exact up to 32 code units, else hutchinson."""
         if self.method != "auto":
             return self.method
         if self._closed_ok:
@@ -160,8 +176,13 @@ def jacobian_frobenius_hutchinson(z: torch.Tensor, x: torch.Tensor, *, n_samples
     return total / n_samples
 
 
+@REGULARIZERS.register("kl_prior")
 class KLPrior(Regularizer):
+    """KL(q(z | x) || N(0, I)) weighted by beta, with warm-up, free bits or capacity annealing.
+    Kingma & Welling 2014; Higgins et al. 2017 (beta); Burgess et al. 2018 (capacity)."""
+
     name = "kl_prior"
+    requires = frozenset({"posterior"})
 
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
                  capacity: float = 0.0, capacity_steps: int = 0) -> None:
@@ -179,13 +200,6 @@ class KLPrior(Regularizer):
         self.beta, self.warmup_steps, self.free_bits = float(beta), int(warmup_steps), float(free_bits)
         self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
-
-    def check(self, *, bottleneck, code_activation, backbone, hidden) -> None:
-        if bottleneck != "gaussian":
-            raise ConfigError(
-                "kl_prior needs a posterior: bottleneck must be 'gaussian' (allowed: 'gaussian'); "
-                f"got bottleneck={bottleneck!r}."
-            )
 
     def current_weight(self) -> float:
         if self.warmup_steps <= 0:
@@ -213,17 +227,3 @@ class KLPrior(Regularizer):
             kl = torch.where(low, torch.full_like(kl, self.free_bits), kl)
         return kl.sum(dim=1)  # (B,)
 
-
-REGULARIZERS = {cls.name: cls for cls in (L1Activity, KLSparsity, Contractive, KLPrior)}
-
-
-def make_regularizer(name: str, params: dict) -> Regularizer:
-    check_choice("regularizer", name, REGULARIZERS)
-    cls = REGULARIZERS[name]
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        import inspect
-
-        allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        raise ConfigError(f"regularizer {name!r} accepts {allowed}; got {sorted(params)}.") from exc

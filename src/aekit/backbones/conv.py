@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import BACKBONES
 from .activations import make_activation
 from .dense import check_widths, dense_stack
 
@@ -101,3 +102,19 @@ class ConvDecoder(nn.Module):
     def forward(self, z: torch.Tensor, skips=()) -> torch.Tensor:
         h = self.project(z).view(z.shape[0], *self.deep_shape)  # (B, latent) -> (B, C_L, H_L, W_L)
         return self.net(h)  # -> (B, C, H, W)
+
+
+@BACKBONES.register("conv")
+class ConvBackbone:
+    """Strided 3x3 convolutions down, transposed convolutions up; hidden: fully connected widths before the code.
+    Masci et al. 2011, Stacked convolutional auto-encoders for hierarchical feature extraction."""
+
+    provides = frozenset()
+    requires = frozenset({"image_input"})
+    examples = ({"channels": [4, 8]}, {"channels": [4], "hidden": [8]})
+
+    def __init__(self, *, input_shape, latent_dim: int, channels: list[int] = (32, 64), hidden: list[int] = (),
+                 activation: str = "relu") -> None:
+        self.encoder = ConvEncoder(input_shape=input_shape, channels=channels, activation=activation, fc=hidden)
+        self.decoder = ConvDecoder(input_shape=input_shape, latent_dim=latent_dim, channels=channels,
+                                   activation=activation, sizes=self.encoder.sizes, fc=hidden)

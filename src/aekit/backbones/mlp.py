@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from ..registry import BACKBONES
 from .dense import check_widths, dense_stack
 
 
@@ -42,3 +43,21 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, skips=()) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.input_shape)  # (B, latent) -> (B, *shape)
+
+
+@BACKBONES.register("mlp")
+class MLPBackbone:
+    """Fully connected encoder D -> hidden -> code and its mirror; hidden=[] is the linear autoencoder.
+    Rumelhart, Hinton & Williams 1986; Baldi & Hornik 1989 (hidden=[])."""
+
+    provides = frozenset()
+    may_provide = {"linear_backbone": "hidden=[]"}
+    examples = ({"hidden": [8]}, {"hidden": []})  # small settings the contract suite (and `aekit list`) shows
+
+    @classmethod
+    def provides_for(cls, *, hidden=(256,), activation: str = "relu") -> frozenset[str]:
+        return frozenset() if tuple(hidden) else frozenset({"linear_backbone"})
+
+    def __init__(self, *, input_shape, latent_dim: int, hidden: list[int] = (256,), activation: str = "relu") -> None:
+        self.encoder = MLPEncoder(input_shape=input_shape, hidden=hidden, activation=activation)
+        self.decoder = MLPDecoder(input_shape=input_shape, latent_dim=latent_dim, hidden=hidden, activation=activation)

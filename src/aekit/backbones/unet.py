@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import BACKBONES
 from .activations import make_activation
 from .conv import check_channels, check_image_shape, spatial_sizes, up_layer
 
@@ -85,3 +86,24 @@ class UNetDecoder(nn.Module):
                 x = torch.cat([x, skips[len(skips) - 1 - i]], dim=1)  # concatenate along channels
             x = block(x)
         return self.head(x)  # (B, C, H, W)
+
+
+@BACKBONES.register("unet")
+class UNetBackbone:
+    """U-Net encoder/decoder with concatenated skip connections (skips=False: a plain conv pyramid).
+    Ronneberger et al. 2015, U-Net: convolutional networks for biomedical image segmentation."""
+
+    provides = frozenset()
+    may_provide = {"skips": "skips=True"}
+    requires = frozenset({"image_input"})
+    examples = ({"channels": [4], "skips": True}, {"channels": [4], "skips": False})
+
+    @classmethod
+    def provides_for(cls, *, channels=(16, 32), activation: str = "relu", skips: bool = True) -> frozenset[str]:
+        return frozenset({"skips"}) if skips else frozenset()
+
+    def __init__(self, *, input_shape, latent_dim: int, channels: list[int] = (16, 32), activation: str = "relu",
+                 skips: bool = True) -> None:
+        self.encoder = UNetEncoder(input_shape=input_shape, channels=channels, activation=activation)
+        self.decoder = UNetDecoder(input_shape=input_shape, latent_dim=latent_dim, channels=channels,
+                                   activation=activation, sizes=self.encoder.sizes, skips=skips)

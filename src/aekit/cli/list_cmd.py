@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..variants import list_variants
+from ..build import list_variants
 from .parser import print_table
 
 

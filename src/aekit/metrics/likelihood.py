@@ -16,7 +16,7 @@ import torch
 @torch.no_grad()
 def elbo_terms(model, x: torch.Tensor, *, samples: int = 1, batch_size: int = 1000, seed: int = 0) -> dict:
     """x: (N, *shape) -> {'elbo', 'kl', 'nll_recon', 'bits_per_dim', 'kl_per_unit'} (nats per image)."""
-    if not getattr(model, "is_generative", False):
+    if not (hasattr(model, "provides") and model.provides("posterior")):
         raise ValueError("the ELBO needs a model with a Gaussian posterior")
     model.eval()
     rec_sum, kl_sum = 0.0, 0.0
@@ -53,7 +53,7 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
     Returns the mean over images (float) or the (N,) tensor. progress: a bar over the images (default:
     when stderr is a terminal; see aekit.training.progress).
     """
-    if not getattr(model, "is_generative", False):
+    if not (hasattr(model, "provides") and model.provides("posterior")):
         raise ValueError("the IWAE bound needs a model with a Gaussian posterior")
     if k < 1:
         raise ValueError(f"k must be >= 1; got {k}")

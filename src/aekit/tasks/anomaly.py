@@ -48,13 +48,14 @@ DEFAULT_SAMPLES = 8
 def resolve_score(model, score: str = "auto") -> str:
     """The concrete score name for `model`: 'auto' becomes 'elbo' for VAEs and 'nll' otherwise."""
     check_choice("score", score, SCORES)
-    generative = bool(getattr(model, "is_generative", False))
+    generative = bool(hasattr(model, "provides") and model.provides("posterior"))
     if score == "auto":
         return "elbo" if generative else "nll"
     if score == "elbo" and not generative:
         raise ConfigError(
-            f"score='elbo' needs a model with a Gaussian posterior (a VAE); this model's bottleneck is "
-            f"{model.bottleneck.kind!r}. Allowed here: 'auto', 'nll', 'sse'."
+            f"score='elbo' needs a model with a Gaussian posterior (a VAE: a bottleneck that provides 'posterior'); "
+            f"this model's bottleneck is "
+            f"{model.ingredient('bottleneck')!r}. Allowed here: 'auto', 'nll', 'sse'."
         )
     return score
 

@@ -28,10 +28,11 @@ METHODS = ("auto", "prior", "posterior")
 
 def _check(model, n, temperature, method) -> str:
     check_choice("method", method, METHODS)
-    if not getattr(model, "is_generative", False):
-        raise ConfigError("augmentation needs a VAE (bottleneck 'gaussian'): a posterior to perturb or a prior to sample; "
+    if not (hasattr(model, "provides") and model.provides("posterior")):
+        raise ConfigError("augmentation needs a VAE (a bottleneck that provides 'posterior', e.g. 'gaussian'): "
+                          "a posterior to perturb or a prior to sample; "
                           f"this model is {getattr(model, 'variant', None)!r} with bottleneck "
-                          f"{getattr(getattr(model, 'bottleneck', None), 'kind', None)!r}.")
+                          f"{model.ingredient('bottleneck') if hasattr(model, 'ingredient') else None!r}.")
     if getattr(model, "uses_skips", False):
         raise ConfigError("augmentation decodes codes alone, which a U-Net decoder with skips cannot; build it with skips=False.")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..axes.corruption import Corruption, parse_corruption
+from ..axes.corruption import NoCorruption, corruption_spec
+from ..registry import CORRUPTIONS
 from ..errors import ConfigError, ShapeError
 
 
@@ -26,10 +27,9 @@ def add_noise(x: torch.Tensor, spec, *, seed: int = 0) -> torch.Tensor:
     Uses the same code as training-time corruption, so evaluation noise is exactly the noise the
     model was trained on; the global RNG is left untouched.
     """
-    params = parse_corruption(spec)
-    if params["kind"] == "none":
+    corruption = CORRUPTIONS.create(corruption_spec(spec)).train()
+    if isinstance(corruption, NoCorruption):
         raise ConfigError(f"noise must name a corruption such as 'gaussian_clipped:0.5'; got {spec!r}.")
-    corruption = Corruption(**params).train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return corruption(x.float())

@@ -168,7 +168,7 @@ def export_onnx(model: nn.Module, out_dir, *, run_info: dict | None = None) -> d
         "format": "onnx", "opset": OPSET, "aekit_version": __version__, "dtype": "float32",
         "variant": model.config.get("variant"), "input_shape": list(shape), "latent_dim": d, "num_classes": k or None,
         "likelihood": model.likelihood.name, "decoder_output": "reconstruction mean"
-        + (" (sigmoid of the Bernoulli logits)" if model.likelihood.name == "bernoulli" else ""),
+        + (" (sigmoid of the Bernoulli logits)" if model.provides("bounded_mean") else ""),
         "graphs": graphs, "data": (info.get("dataset") or {}).get("name") or (info.get("data") or {}).get("source"),
         "output_units": OutputUnits.from_run(info, model).to_dict(),  # x_mean is in model units: see aekit.units
         "max_abs_diff_vs_torch": _check_graphs(files, model),

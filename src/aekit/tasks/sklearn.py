@@ -73,9 +73,18 @@ class _AutoencoderEstimator(BaseEstimator):
         if self.hidden is not None and (isinstance(self.hidden, (str, bytes)) or not all(
                 isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in self.hidden)):
             raise ConfigError(f"hidden must be a sequence of positive integers (layer widths) or None; got {self.hidden!r}.")
-        if self.likelihood == "bernoulli" and self.scaling == "standard":
+        if self._bounded_likelihood() and self.scaling == "standard":
             raise ConfigError("likelihood='bernoulli' needs data in [0, 1]: use scaling='minmax' (or 'none' for data "
                               "already in [0, 1]); got scaling='standard'.")
+
+    def _bounded_likelihood(self) -> bool:
+        """The likelihood asked for has its mean in [0, 1] (Bernoulli): data are clamped to [0, 1]."""
+        if self.likelihood is None:
+            return False
+        from ..registry import LIKELIHOODS
+
+        name, params = LIKELIHOODS.spec(self.likelihood, name="likelihood")
+        return "bounded_mean" in LIKELIHOODS.capabilities(name, params)
 
     def _latent_dim(self, n_features: int) -> int:
         """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it."""
@@ -117,7 +126,7 @@ class _AutoencoderEstimator(BaseEstimator):
         """Build and train one model on X (n, D) in the caller's units; (float64 eval model, history)."""
         model = build(self.variant, input_shape=(X.shape[1],), seed=seed, **self._build_kwargs(X.shape[1]))
         x = self._scaled(X).float()  # the Trainer works in float32
-        if self.likelihood == "bernoulli":
+        if self._bounded_likelihood():
             x = x.clamp(0.0, 1.0)
         with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays as it was
             result = train_model(model, x, None, epochs=int(self.epochs), batch_size=int(self.batch_size),
@@ -143,7 +152,7 @@ class _AutoencoderEstimator(BaseEstimator):
         """The training objective of each row (eval mode: no corruption, posterior mean): (n,)."""
         model = self.model_ if model is None else model
         x = self._scaled(self._validated(X))
-        if self.likelihood == "bernoulli":
+        if self._bounded_likelihood():
             x = x.clamp(0.0, 1.0)
 
         def per_sample(xb):

@@ -221,7 +221,7 @@ def validation_mode(model: nn.Module, seed: int, device: torch.device | None = N
     was = model.training
     model.eval()
     bottleneck = getattr(model, "bottleneck", None)
-    if bottleneck is not None and getattr(bottleneck, "kind", None) == "gaussian":
+    if bottleneck is not None and getattr(model, "provides", lambda cap: False)("posterior"):
         bottleneck.train()
     with torch.random.fork_rng(devices=_rng_devices(device or torch.device("cpu"))):
         torch.manual_seed(seed)

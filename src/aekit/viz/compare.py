@@ -145,7 +145,7 @@ def comparison_html(runs: list[dict], *, recon_pngs: list[tuple[str, bytes]] | N
         sections.append(("reconstructions", "Reconstructions", f"<div class='grid'>{figs}</div>"))
     scatters = "".join(T.figure_html(png_bytes(plot_latent_scatter(encode_codes(r["model"], r["x"]), r["y"], seed=seed,
                                                                    title=f"{r['name']} (D = {r['model'].latent_dim})",
-                                                                   prior_circles=r["model"].is_generative)),
+                                                                   prior_circles=r["model"].provides("posterior"))),
                                      alt=f"latent space: {r['name']}") for r in runs)
     sections.append(("latent-space", "Latent spaces", f"<div class='grid'>{scatters}</div>"))
     histories = {r["name"]: r["history"] for r in runs if r["history"]}

@@ -67,9 +67,9 @@ def plot_interpolations(model, x: torch.Tensor, *, pairs: int = 4, steps: int = 
 def plot_samples(model, *, n: int = 64, seed: int = 0, title: str | None = "Samples from the prior N(0, I)"):
     """n decoded draws z ~ N(0, I) in a square-ish grid; VAEs only."""
     _check_image_model(model, "plot_samples")
-    if not model.is_generative:
-        raise ConfigError("plot_samples needs a VAE (bottleneck 'gaussian'); "
-                          f"this model's is {model.bottleneck.kind!r}.")
+    if not model.provides("posterior"):
+        raise ConfigError("plot_samples needs a VAE (a bottleneck that provides 'posterior', e.g. 'gaussian'); "
+                          f"this model's is {model.ingredient('bottleneck')!r}.")
     model.eval()
     samples = model.sample(n, generator=torch.Generator().manual_seed(seed))  # (n, C, H, W)
     cols = int(round(n ** 0.5))
@@ -78,7 +78,7 @@ def plot_samples(model, *, n: int = 64, seed: int = 0, title: str | None = "Samp
 
 def has_corruption(model) -> bool:
     corruption = model.corruption
-    return corruption.kind != "none" and corruption.level > 0
+    return not corruption.is_identity
 
 
 @torch.no_grad()

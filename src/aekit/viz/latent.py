@@ -92,7 +92,7 @@ def manifold_grid(model, codes, *, n: int = 15) -> tuple[torch.Tensor, np.ndarra
 
     z = _numpy(codes)
     d = z.shape[1]
-    generative = bool(model.is_generative)
+    generative = bool(model.provides("posterior"))
     if d == 1:
         raise ValueError("a 2-D manifold needs latent_dim >= 2")
     if d == 2:  # the code axes themselves, in absolute coordinates
@@ -140,7 +140,7 @@ def plot_traversals(model, codes, *, steps: int = 9, span: float = 3.0, max_dims
     z = _numpy(codes)  # (N, D)
     d = z.shape[1]
     base = z[np.argmin(((z - np.median(z, axis=0)) ** 2).sum(1))]  # (D,) a real, typical code
-    sd = np.ones(d) if model.is_generative else z.std(0)
+    sd = np.ones(d) if model.provides("posterior") else z.std(0)
     dims = np.sort(np.argsort(-z.var(0))[:max_dims])
     t = np.linspace(-span, span, steps)  # (steps,)
     grid = np.repeat(base[None], len(dims) * steps, axis=0).reshape(len(dims), steps, d)
@@ -148,7 +148,7 @@ def plot_traversals(model, codes, *, steps: int = 9, span: float = 3.0, max_dims
         grid[r, :, u] = base[u] + t * sd[u]
     device = next(model.parameters()).device
     images = model.decode(torch.as_tensor(grid.reshape(-1, d), dtype=torch.float32, device=device)).cpu()
-    which = "prior sd" if model.is_generative else "code sd"
+    which = "prior sd" if model.provides("posterior") else "code sd"
     title = title or f"Latent traversals ({which} from -{span:g} to +{span:g})"
     return image_grid_figure(images, cols=steps, title=title,
                              x_labels=[f"{v:+.1f}" for v in t], y_labels=[f"z[{u}]" for u in dims],

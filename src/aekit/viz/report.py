@@ -29,7 +29,6 @@ from .images import (has_corruption, is_image_model, plot_denoising, plot_interp
 from .latent import plot_latent_scatter, plot_manifold, plot_traversals
 from .kl_traversals import plot_traversals_by_kl
 
-SPARSE_REGULARIZERS = ("l1_activity", "kl_sparsity")
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Context:
 
 
 def is_sparse(model) -> bool:
-    return any(name in SPARSE_REGULARIZERS for name in model.config.get("regularizers", {}))
+    return model.provides("sparse_code")  # a sparse bottleneck or a sparsity penalty (l1_activity, kl_sparsity)
 
 
 def _why_not(c: Context, *, image: bool = False, decoder: bool = False) -> str | None:
@@ -69,7 +68,7 @@ def _why_not_manifold(c: Context) -> str | None:
 
 
 def _why_not_samples(c: Context) -> str | None:
-    return _why_not(c, image=True, decoder=True) or (None if c.model.is_generative else "only VAEs have a prior")
+    return _why_not(c, image=True, decoder=True) or (None if c.model.provides("posterior") else "only VAEs have a prior")
 
 
 def _why_not_denoising(c: Context) -> str | None:
@@ -86,7 +85,7 @@ PLOTS: list[tuple[str, str, str, Callable, Callable]] = [
      lambda c: plot_loss_curves(c.history)),
     ("latent-space", "Latent space", "Test codes coloured by label (PCA when the code has more than 2 units).",
      lambda c: None,
-     lambda c: plot_latent_scatter(c.z, c.y, method="pca", seed=c.seed, prior_circles=c.model.is_generative)),
+     lambda c: plot_latent_scatter(c.z, c.y, method="pca", seed=c.seed, prior_circles=c.model.provides("posterior"))),
     ("latent-space-tsne", "Latent space (t-SNE)", "t-SNE of the test codes: neighbourhoods, not distances, matter.",
      _why_not_tsne,
      lambda c: plot_latent_scatter(c.z, c.y, method="tsne", seed=c.seed, max_points=1000)),
@@ -140,18 +139,23 @@ def diagnostics_html(diag: dict) -> str:
     return T.table(rows, ["group", "diagnostic", "value", "reading"])
 
 
-KEY_MODEL = ("variant", "input_shape", "latent_dim", "backbone", "hidden", "channels", "bottleneck", "likelihood",
-             "corruption", "regularizers", "num_classes")
+KEY_MODEL = ("variant", "input_shape", "latent_dim", "backbone", "bottleneck", "likelihood", "corruption",
+             "regularizers", "num_classes")
 KEY_TRAIN = ("epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_fraction", "binarize", "seed")
 KEY_DATA = ("source", "data_dir", "max_samples", "standardize", "image_size")
 
 
 def key_settings(model, info: dict) -> dict:
     """The settings that tell runs apart, in reading order; the rest stays in the full configuration."""
-    cfg = dict(info.get("model") or model.config)
+    from ..build import migrate_config
+
+    try:
+        cfg = migrate_config(info.get("model") or model.config)
+    except Exception:  # noqa: BLE001 - a damaged run.json: the loaded model's own config
+        cfg = dict(model.config)
     train, data = dict(info.get("train") or {}), dict(info.get("data") or {})
     out = {"variant": info.get("variant") or cfg.get("variant") or model.variant}
-    out.update({k: cfg[k] for k in KEY_MODEL[1:] if cfg.get(k) not in (None, {}, [], "none")})
+    out.update({k: cfg[k] for k in KEY_MODEL[1:] if cfg.get(k) not in (None, {}, [], "none", {"none": {}})})
     out.update({k: train[k] for k in KEY_TRAIN if train.get(k) is not None})
     out.update({f"data {k}" if k != "source" else "data": data[k] for k in KEY_DATA if data.get(k) not in (None, False)})
     return out
@@ -159,7 +163,12 @@ def key_settings(model, info: dict) -> dict:
 
 def config_html(model, info: dict) -> str:
     """The key settings, then every recorded option folded away (a long table nobody reads first)."""
-    cfg = dict(info.get("model") or model.config)
+    from ..build import migrate_config
+
+    try:
+        cfg = migrate_config(info.get("model") or model.config)
+    except Exception:  # noqa: BLE001 - a damaged run.json: the loaded model's own config
+        cfg = dict(model.config)
     parts = [f"<h3>Model</h3>{T.kv_table(cfg)}"]
     if info.get("train"):
         parts.append(f"<h3>Training options</h3>{T.kv_table(info['train'])}")

@@ -109,7 +109,8 @@ def model_hash(model) -> str:
     """SHA-256 of the model's configuration (canonical JSON) and of its weights."""
     from ...checkpoint import payload_sha256
 
-    config = json.dumps(model.config, sort_keys=True, separators=(",", ":"), default=str)
+    # a model loaded from an earlier release's config (migrated on load) keeps the hash its containers carry
+    config = json.dumps(getattr(model, "source_config", None) or model.config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{config}|{payload_sha256(model.state_dict())}".encode()).hexdigest()
 
 

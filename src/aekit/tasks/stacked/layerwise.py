@@ -157,9 +157,9 @@ def pretrain_stack(x_train: torch.Tensor, x_val: torch.Tensor | None = None, *, 
         if "kl_sparsity" in regs and code_act != "sigmoid":
             raise ConfigError(f"layer_variant {layer_variant!r} needs sigmoid codes in every layer (kl_sparsity); "
                               f"got code activation {code_act!r} for layer {k}.")
-        model = build(None, input_shape=shape, hidden=[], latent_dim=width, activation="identity",
-                      code_activation=code_act, corruption=s["corruption"], regularizers=regs,
-                      likelihood=lik, seed=seed + k)
+        model = build(None, input_shape=shape, backbone={"mlp": {"hidden": [], "activation": "identity"}},
+                      latent_dim=width, bottleneck={"deterministic": {"activation": code_act}},
+                      corruption=s["corruption"], regularizers=regs, likelihood=lik, seed=seed + k)
         base = configs[k - 1]
         cfg = dataclasses.replace(base, seed=base.seed + k, max_time=times[k - 1] or base.max_time,
                                   binarize=base.binarize if k == 1 else "none")
@@ -210,10 +210,12 @@ def assemble_autoencoder(stack: Stack, *, seed: int = 0) -> Autoencoder:
     """One deep aekit Autoencoder holding the stack's weights (see the module docstring)."""
     first = stack.layers[0]
     widths = stack.widths
-    model = build(None, input_shape=first.input_shape, hidden=widths[:-1], latent_dim=widths[-1],
-                  activation=_hidden_act(stack.activation), code_activation=stack.top_activation,
-                  likelihood=stack.likelihood, sigma=float(torch.exp(first.likelihood.log_sigma))
-                  if stack.likelihood == "gaussian" else None, seed=seed)
+    sigma = getattr(first.likelihood, "log_sigma", None)  # a Gaussian likelihood: keep the first layer's sigma
+    model = build(None, input_shape=first.input_shape,
+                  backbone={"mlp": {"hidden": list(widths[:-1]), "activation": _hidden_act(stack.activation)}},
+                  latent_dim=widths[-1], bottleneck={"deterministic": {"activation": stack.top_activation}},
+                  likelihood=stack.likelihood if sigma is None else {stack.likelihood: {"sigma": float(torch.exp(sigma))}},
+                  seed=seed)
     enc = [m for m in model.encoder.net if isinstance(m, nn.Linear)] + [model.bottleneck.linear]  # W_1 .. W_L
     dec = [m for m in model.decoder.net if isinstance(m, nn.Linear)]  # V_L .. V_1
     with torch.no_grad():
