@@ -105,3 +105,10 @@ def annealed_vae() -> dict:
     Burgess et al. 2018, Understanding disentangling in beta-VAE."""
     return {**beta_vae(), "backbone": {"conv": {"channels": [32, 32, 64, 64], "hidden": [256, 256]}},
             "regularizers": {"kl_prior": {"beta": 1000.0, "capacity": 25.0, "capacity_steps": 100000}}}
+
+
+@VARIANTS.register("ksparse")
+def ksparse() -> dict:
+    """k-sparse autoencoder: a linear code of which only the k largest units of each input stay active.
+    Makhzani & Frey 2013, k-sparse autoencoders."""
+    return {"backbone": {"mlp": {"hidden": []}}, "latent_dim": 100, "bottleneck": {"topk": {"k": 25}}}

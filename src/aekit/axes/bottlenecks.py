@@ -150,3 +150,25 @@ class GaussianBottleneck(nn.Module):
         device = self.mu.weight.device
         return torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=self.mu.weight.dtype)  # (n, D) ~ N(0, I)
 
+
+
+@BOTTLENECKS.register("topk")
+class TopKBottleneck(nn.Module):
+    """k-sparse code: a = W h + b, keep the k largest pre-activations of each row, zero the rest (gradients reach
+    the kept units only).
+    Makhzani & Frey 2013, k-sparse autoencoders."""
+
+    provides = frozenset({"code", "sparse_code"})
+
+    def __init__(self, *, in_features: int, latent_dim: int, k: int) -> None:
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= latent_dim:
+            raise ConfigError(f"bottleneck 'topk' k must be an integer from 1 to latent_dim={latent_dim}; got {k!r}.")
+        self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, D)
+        self.latent_dim, self.k = latent_dim, k
+
+    def forward(self, h: torch.Tensor) -> Code:
+        a = self.linear(h)  # (B, D) pre-activations
+        keep = torch.zeros_like(a).scatter_(1, a.topk(self.k, dim=1).indices, 1.0)  # (B, D): 1 at each row's top k
+        z = a * keep
+        return Code(z=z, mean=z)
