@@ -73,6 +73,26 @@ def test_capture_from_an_aekit_run_folder(tmp_path):
     np.testing.assert_allclose(store.rows, model.encode(x).detach().numpy(), atol=1e-6)
 
 
+def test_capture_a_run_folder_on_its_own_data(tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "ae", run)
+    info = json.loads((run / "run.json").read_text())
+    info["data"]["source"] = str(FIXTURES / "table.npy")  # the fixture records where it was made
+    (run / "run.json").write_text(json.dumps(info))
+    store = capture(run, layer="bottleneck", store=tmp_path / "s")
+    from aekit.training.runs import load_run, run_data
+
+    model, info = load_run(run)
+    held_out = run_data(info, model=model)[0]
+    assert 0 < len(store) == held_out.shape[0] < np.load(FIXTURES / "table.npy").shape[0]  # the held-out part
+    np.testing.assert_allclose(store.rows, model.encode(held_out).detach().numpy(), atol=1e-6)
+    with pytest.raises(ConfigError, match="data is required"):
+        capture(_mlp(), layer="0", store=tmp_path / "t")
+
+
 def test_layer_names_are_checked_with_did_you_mean(tmp_path):
     with pytest.raises(ConfigError, match=r"layer 'decodr.net'.*Did you mean 'decoder.net'\?") as info:
         capture(FIXTURES / "ae", layer="decodr.net", data=torch.randn(2, 6), store=tmp_path / "s")

@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 from aekit.errors import ConfigError, DataError
-from aekit.tasks.sae.metrics import FVU, FiringTracker, downstream_effect, fraction_loss_recovered, fvu, l0, splice
+from aekit.tasks.sae.metrics import (FVU, FiringTracker, downstream_effect, fraction_loss_recovered, fvu, l0,
+                                    reconstruction_metrics, splice)
+from aekit.tasks.sae.store import ActivationStore
 
 
 def test_l0_of_a_known_matrix():
@@ -91,3 +93,18 @@ def test_splice_on_a_conv_map_replaces_rows_per_position():
 def test_fraction_loss_recovered_formula():
     assert fraction_loss_recovered(loss_original=1.0, loss_sae=2.0, loss_zero=3.0) == 0.5
     assert fraction_loss_recovered(loss_original=1.0, loss_sae=4.0, loss_zero=3.0) == -0.5
+
+
+def test_reconstruction_metrics_over_a_store(tmp_path):
+    x = torch.zeros(30, 4)
+    x[:, 0] = 1.0  # latent 0 fires on every row (dense)
+    x[::3, 1] = 2.0  # latent 1 on a third of them
+    x[5, 2] = 3.0  # latent 2 once; latent 3 never (dead)
+    store = ActivationStore.create(tmp_path / "s", d=4)
+    store.append(x)
+    identity = reconstruction_metrics(store, encode=lambda r: r, decode=lambda c: c, batch_size=7)
+    assert identity["rows"] == 30 and identity["fvu"] == 0.0
+    assert identity["l0"] == pytest.approx((30 + 10 + 1) / 30) and identity["l0"] == pytest.approx(l0(x))
+    assert identity["dead_fraction"] == 0.25 and identity["dense_fraction"] == 0.5  # latents 0 and 1 above 10%
+    halved = reconstruction_metrics(store, encode=lambda r: r, decode=lambda c: c * 0.5, max_rows=20)
+    assert halved["rows"] == 20 and halved["fvu"] == pytest.approx(fvu(x[:20], x[:20] * 0.5), rel=1e-9)

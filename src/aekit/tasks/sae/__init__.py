@@ -13,7 +13,8 @@ See docs/sae.md for what exists and what remains.
 from .capture import capture, find_layer
 from .dictionary import (activation_scale, auxk_loss, fold_activation_scale, geometric_median, init_encoder_from_decoder_,
                          jumprelu, normalize_decoder_, project_decoder_grad_, random_decoder, sae_forward, step)
-from .metrics import FVU, FiringTracker, downstream_effect, fraction_loss_recovered, fvu, l0, splice
+from .metrics import (FVU, FiringTracker, downstream_effect, fraction_loss_recovered, fvu, l0, reconstruction_metrics,
+                      splice)
 from .store import ActivationStore, ShufflingBuffer
 from .synthetic import feature_recovery, max_cosines, superposition_data
 
@@ -21,5 +22,5 @@ __all__ = [
     "ActivationStore", "FVU", "FiringTracker", "ShufflingBuffer", "activation_scale", "auxk_loss", "capture",
     "downstream_effect", "feature_recovery", "find_layer", "fold_activation_scale", "fraction_loss_recovered", "fvu",
     "geometric_median", "init_encoder_from_decoder_", "jumprelu", "l0", "max_cosines", "normalize_decoder_",
-    "project_decoder_grad_", "random_decoder", "sae_forward", "splice", "step", "superposition_data",
+    "project_decoder_grad_", "random_decoder", "reconstruction_metrics", "sae_forward", "splice", "step", "superposition_data",
 ]

@@ -127,7 +127,7 @@ def _input_of(batch):
     return batch
 
 
-def capture(model, *, layer: str, data, store: str | os.PathLike, batch_size: int = 256, dtype: str = "float32",
+def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_size: int = 256, dtype: str = "float32",
             layout: str = "auto", output_index: int | str | None = None, max_rows: int | None = None,
             max_bytes: int | None = None, forward: Callable | None = None, stop_early: bool = True,
             overwrite: bool = False, device: str | torch.device | None = None) -> ActivationStore:
@@ -135,15 +135,20 @@ def capture(model, *, layer: str, data, store: str | os.PathLike, batch_size: in
 
     model: an nn.Module or an aekit run folder (loaded with aekit.load). data: a tensor of inputs
     (split into batch_size rows) or an iterable of batches (a tensor, or a tuple whose first element
-    is the input, as a DataLoader gives). forward(model, inputs) calls the model (default
+    is the input, as a DataLoader gives); for a run folder None takes the run's own data (its
+    test split or held-out part, as `aekit evaluate` does). forward(model, inputs) calls the model (default
     model(inputs)). Rows come out flattened per position (see the module docstring); capture stops
     after max_rows rows; the store's size is bounded by max_bytes and the disk's free space before
     each chunk is written. stop_early skips the layers after `layer` (their outputs are not needed).
     """
     if isinstance(model, (str, os.PathLike)):
-        from ...training.runs import load_run
+        from ...training.runs import load_run, run_data
 
-        model, _ = load_run(Path(model))
+        model, info = load_run(Path(model))
+        if data is None:  # the run's own held-out data, as `aekit evaluate` uses it
+            data = run_data(info, model=model)[0]
+    if data is None:
+        raise ConfigError("data is required (a tensor of inputs or an iterable of batches) unless model is a run folder.")
     module = find_layer(model, layer)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}.")

@@ -123,6 +123,34 @@ class FiringTracker:
         return float((self.firing_rate() > threshold).double().mean())
 
 
+def reconstruction_metrics(store, *, encode: Callable[[torch.Tensor], torch.Tensor],
+                           decode: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 4096,
+                           max_rows: int | None = None, dense_threshold: float = 0.1) -> dict:
+    """L0, FVU, dead and dense fractions of an SAE (encode: (N, d) -> (N, m) codes, decode: codes -> (N, d))
+    over the first max_rows rows of an ActivationStore (all by default), read in order by index ranges.
+
+    Here the window is the evaluated rows: a latent is dead when it fires on none of them, dense when
+    it fires on more than dense_threshold of them."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    n = len(store) if max_rows is None else min(int(max_rows), len(store))
+    if n < 1:
+        raise DataError("no rows to evaluate (the store is empty or max_rows < 1).")
+    acc, tracker, nonzero = FVU(), None, 0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            x = torch.from_numpy(store.read(start, min(start + batch_size, n)))  # (b, d)
+            codes = encode(x)  # (b, m)
+            if tracker is None:
+                tracker = FiringTracker(int(codes.shape[1]), window=n)
+            tracker.update(codes)
+            nonzero += int((codes != 0).sum())
+            acc.update(x, decode(codes))
+    rate = tracker.firing_rate()
+    return {"rows": n, "l0": nonzero / n, "fvu": acc.value(), "dead_fraction": float((rate == 0).double().mean()),
+            "dense_fraction": float((rate > dense_threshold).double().mean())}
+
+
 @contextmanager
 def splice(model: nn.Module, *, layer: str, fn: Callable[[torch.Tensor], torch.Tensor], layout: str = "auto"):
     """Within the block, the output of `layer` is replaced by fn applied to its rows.
@@ -213,4 +241,5 @@ def fraction_loss_recovered(*, loss_original: float, loss_sae: float, loss_zero:
     return (loss_zero - loss_sae) / gap if gap != 0 else float("nan")
 
 
-__all__ = ["FVU", "FiringTracker", "downstream_effect", "fraction_loss_recovered", "fvu", "l0", "splice"]
+__all__ = ["FVU", "FiringTracker", "downstream_effect", "fraction_loss_recovered", "fvu", "l0", "reconstruction_metrics",
+           "splice"]

@@ -145,7 +145,7 @@ class ActivationStore:
         """(stop - start, d) float32 copy of rows start..stop-1 (0 <= start <= stop <= len)."""
         if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer)) and 0 <= start <= stop <= len(self)):
             raise ConfigError(f"read(start, stop) needs 0 <= start <= stop <= {len(self)}; got ({start!r}, {stop!r}).")
-        return np.asarray(self.rows[start:stop], dtype=np.float32)
+        return np.array(self.rows[start:stop], dtype=np.float32)  # a copy, writable
 
     def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
         """(min(n, len), d) float32 copy of a seeded random choice of rows, in stored order (reads only those rows)."""
@@ -154,7 +154,7 @@ class ActivationStore:
         if len(self) == 0:
             raise DataError(f"the activation store {str(self.path)!r} is empty.")
         pick = np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False))
-        return np.asarray(self.rows[pick], dtype=np.float32)
+        return np.array(self.rows[pick], dtype=np.float32)
 
     def verify(self) -> None:
         """Recompute the data's CRC-32 (streaming, bounded memory); raise CheckpointError on a mismatch."""
