@@ -54,6 +54,19 @@ def test_capture_token_sequence_and_tuple_output(tmp_path):
     np.testing.assert_array_equal(store.rows, rnn(x)[0].detach().reshape(-1, 4).numpy())
 
 
+def test_written_in_chunks_with_max_rows(tmp_path, monkeypatch):
+    import importlib
+
+    capture_module = importlib.import_module("aekit.tasks.sae.capture")  # the module (the package exports the function)
+
+    monkeypatch.setattr(capture_module, "WRITE_BYTES", 3 * 6 * 4)  # a write every 3 rows of 6 floats
+    model, x = _mlp(), torch.randn(23, 4)
+    store = capture(model, layer="1", data=x, store=tmp_path / "s", batch_size=2, max_rows=17)
+    assert len(store) == 17
+    np.testing.assert_allclose(store.rows, torch.relu(model[0](x[:17])).detach().numpy(), atol=1e-6)
+    store.verify()
+
+
 def test_max_rows_and_float16(tmp_path):
     store = capture(_mlp(), layer="0", data=torch.randn(50, 4), store=tmp_path / "s", batch_size=8, max_rows=20,
                     dtype="float16")

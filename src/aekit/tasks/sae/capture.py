@@ -30,6 +30,7 @@ from ...errors import ConfigError, DataError, did_you_mean, check_choice
 from .store import ActivationStore
 
 LAYOUTS = ("auto", "channels_last", "channels_first")
+WRITE_BYTES = 8 * 2**20  # rows are written to the store in chunks of about this size
 _CHANNELS_FIRST_MODULES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
                            nn.modules.instancenorm._InstanceNorm, nn.GroupNorm)
 
@@ -167,6 +168,8 @@ def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_siz
             raise _StopForward
 
     out: ActivationStore | None = None
+    pending: list[torch.Tensor] = []  # rows captured, not yet written
+    pending_rows, write_rows = 0, 1
     was_training = model.training
     handle = module.register_forward_hook(hook)
     model.eval()
@@ -187,12 +190,18 @@ def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_siz
                 if out is None:
                     out = ActivationStore.create(store, d=int(rows.shape[1]), dtype=dtype, max_bytes=max_bytes,
                                                  overwrite=overwrite)
+                    write_rows = max(1, WRITE_BYTES // out.row_bytes)
                 if max_rows is not None:
-                    rows = rows[:max_rows - len(out)]
-                if rows.shape[0]:
-                    out.append(rows)
-                if max_rows is not None and len(out) >= max_rows:
+                    rows = rows[:max_rows - len(out) - pending_rows]
+                pending.append(rows)
+                pending_rows += rows.shape[0]
+                if pending_rows >= write_rows:  # one write (and fsync) per few MiB, not per batch
+                    out.append(torch.cat(pending))
+                    pending, pending_rows = [], 0
+                if max_rows is not None and len(out) + pending_rows >= max_rows:
                     break
+            if pending_rows:
+                out.append(torch.cat(pending))
     finally:
         handle.remove()
         model.train(was_training)

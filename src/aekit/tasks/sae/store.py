@@ -40,6 +40,7 @@ VERSION = 1
 HEADER_NAME = "header.json"
 DATA_NAME = "activations.bin"
 DTYPES = {"float32": np.float32, "float16": np.float16}
+MAX_HEADER_BYTES = 2**16
 DISK_RESERVE = 64 * 2**20  # bytes always left free on the disk after a chunk
 
 
@@ -62,6 +63,9 @@ class ActivationStore:
         header_path = self.path / HEADER_NAME
         if not header_path.is_file():
             raise CheckpointError(f"{str(self.path)!r} is not an activation store ({HEADER_NAME} missing).")
+        if header_path.stat().st_size > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{str(header_path)!r} is {header_path.stat().st_size} bytes; a store header is under "
+                                  f"{MAX_HEADER_BYTES}.")
         try:
             header = json.loads(header_path.read_text())
         except (OSError, ValueError, UnicodeDecodeError) as exc:
