@@ -110,6 +110,11 @@ def test_layer_names_are_checked_with_did_you_mean(tmp_path):
     with pytest.raises(ConfigError, match=r"layer 'decodr.net'.*Did you mean 'decoder.net'\?") as info:
         capture(FIXTURES / "ae", layer="decodr.net", data=torch.randn(2, 6), store=tmp_path / "s")
     assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="dtype must be one of 'float32', 'float16'; got 'float64'"):
+        capture(_mlp(), layer="0", data=torch.randn(2, 4), store=tmp_path / "s", dtype="float64")
+    capture(_mlp(), layer="0", data=torch.randn(2, 4), store=tmp_path / "kept")
+    with pytest.raises(ConfigError, match="already holds"):
+        capture(_mlp(), layer="0", data=torch.randn(2, 4), store=tmp_path / "kept")
     with pytest.raises(ConfigError, match="layout"):
         capture(_mlp(), layer="0", data=torch.randn(2, 4), store=tmp_path / "s", layout="nhwc")
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, DataError, did_you_mean, check_choice
-from .store import ActivationStore
+from .store import DTYPES, HEADER_NAME, ActivationStore
 
 LAYOUTS = ("auto", "channels_last", "channels_first")
 WRITE_BYTES = 8 * 2**20  # rows are written to the store in chunks of about this size
@@ -156,6 +156,9 @@ def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_siz
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
         raise ConfigError(f"max_rows must be a positive integer or None; got {max_rows!r}.")
     check_choice("layout", layout, LAYOUTS)
+    check_choice("dtype", dtype, DTYPES)
+    if (Path(store) / HEADER_NAME).exists() and not overwrite:  # before any forward pass
+        raise ConfigError(f"{str(store)!r} already holds an activation store; pass overwrite=True to replace it.")
     forward = forward or (lambda m, inputs: m(inputs))
     if device is not None:
         model = model.to(device)

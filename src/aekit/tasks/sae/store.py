@@ -204,7 +204,8 @@ class ActivationStore:
 
 
 class ShufflingBuffer:
-    """Near-iid (batch_size, d) float32 batches from a store, holding at most buffer_rows rows in memory.
+    """Near-iid (batch_size, d) float32 batches from a store, holding at most buffer_rows rows in memory
+    (about three times that while refilling, which the memory budget is checked against).
 
     Each epoch visits the store's chunks of chunk_rows consecutive rows in a seeded random order.
     The buffer is filled with whole chunks up to buffer_rows, shuffled, and its first half is
@@ -221,7 +222,7 @@ class ShufflingBuffer:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
         if buffer_rows < chunk_rows or buffer_rows < batch_size:
             raise ConfigError(f"buffer_rows ({buffer_rows}) must be at least chunk_rows ({chunk_rows}) and batch_size ({batch_size}).")
-        check_budget(buffer_rows * store.d * 4 * 2, what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values",
+        check_budget(buffer_rows * store.d * 4 * 3, what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values",
                      hint="lower buffer_rows", error=ConfigError)
         self.store, self.batch_size, self.buffer_rows, self.chunk_rows = store, batch_size, buffer_rows, chunk_rows
         self.seed, self.drop_last, self._next_epoch = int(seed), bool(drop_last), 0
@@ -253,10 +254,10 @@ class ShufflingBuffer:
             out, buffer = np.concatenate([carry, buffer[:give]]), buffer[give:]
             whole = out.shape[0] // self.batch_size * self.batch_size
             for i in range(0, whole, self.batch_size):
-                yield torch.from_numpy(out[i:i + self.batch_size].copy())  # (batch_size, d)
+                yield torch.from_numpy(out[i:i + self.batch_size])  # (batch_size, d), a view of this round's rows
             carry = out[whole:]
         if carry.shape[0] and not self.drop_last:
-            yield torch.from_numpy(carry.copy())  # (< batch_size, d): the end of the epoch
+            yield torch.from_numpy(carry)  # (< batch_size, d): the end of the epoch
 
 
 __all__ = ["ActivationStore", "ShufflingBuffer", "header_sha256"]
