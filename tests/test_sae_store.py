@@ -29,6 +29,12 @@ def test_append_read_reopen(tmp_path):
     again.append(torch.ones(2, 3))  # a tensor chunk; the store grows
     assert len(ActivationStore(tmp_path / "acts")) == 105
     np.testing.assert_array_equal(again.read(103, 105), np.ones((2, 3), np.float32))
+    again.update_meta(layer="encoder", positions=1)
+    assert ActivationStore(tmp_path / "acts").meta == {"layer": "encoder", "positions": 1}  # kept, under the checksum
+    with pytest.raises(ConfigError, match="JSON"):
+        again.update_meta(bad=object())
+    with pytest.raises(ConfigError, match="JSON"):
+        ActivationStore.create(tmp_path / "other", d=2, meta={"bad": {1, 2}})
     pick = again.sample(5, seed=1)
     assert pick.shape == (5, 3) and np.array_equal(pick, again.sample(5, seed=1))
 

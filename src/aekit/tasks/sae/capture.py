@@ -15,6 +15,9 @@ so that each row is one position's feature vector:
 
 layout='auto' takes 'channels_first' for outputs of 4 or more dimensions and for the 3-D
 outputs of convolution and batch-norm layers, 'channels_last' for any other 3-D output.
+The store's meta records {"layer", "layout", "positions"} (rows per input: 1, T, L or H*W), so
+row r of the store is position r % positions of input r // positions (in the order captured);
+positions is null when the inputs' lengths varied.
 """
 
 from __future__ import annotations
@@ -162,11 +165,12 @@ def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_siz
     forward = forward or (lambda m, inputs: m(inputs))
     if device is not None:
         model = model.to(device)
-    caught: list[torch.Tensor] = []
+    caught: list[tuple[torch.Tensor, str, int]] = []  # (rows, layout, inputs in the batch)
 
     def hook(_module, _inputs, output):
         act = select_output(output, output_index=output_index)
-        caught.append(flatten(act.detach(), resolve_layout(act, module, layout)))
+        kind = resolve_layout(act, module, layout)
+        caught.append((flatten(act.detach(), kind), kind, act.shape[0]))
         if stop_early:
             raise _StopForward
 
@@ -189,10 +193,15 @@ def capture(model, *, layer: str, data=None, store: str | os.PathLike, batch_siz
                     pass
                 if not caught:
                     raise ConfigError(f"layer {layer!r} did not run in the model's forward pass; pick a layer the forward uses.")
-                rows = caught[0].to("cpu", torch.float32)  # (N, d); a layer called twice: its first call
+                rows, kind, n_inputs = caught[0]  # a layer called twice: its first call
+                rows = rows.to("cpu", torch.float32)  # (N, d), N = n_inputs * positions
                 if out is None:
+                    positions = rows.shape[0] // max(n_inputs, 1)
                     out = ActivationStore.create(store, d=int(rows.shape[1]), dtype=dtype, max_bytes=max_bytes,
-                                                 overwrite=overwrite)
+                                                 overwrite=overwrite,
+                                                 meta={"layer": layer, "layout": kind, "positions": positions})
+                elif out.meta["positions"] is not None and rows.shape[0] != n_inputs * out.meta["positions"]:
+                    out.update_meta(positions=None)  # inputs of varying length: rows no longer map to inputs by division
                     write_rows = max(1, WRITE_BYTES // out.row_bytes)
                 if max_rows is not None:
                     rows = rows[:max_rows - len(out) - pending_rows]

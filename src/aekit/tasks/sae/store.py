@@ -8,7 +8,7 @@ mixing rows from many random chunks in memory, the way SAELens' ActivationsStore
 dictionary_learning's ActivationBuffer do, without ever loading the whole store.
 
     STORE/header.json       {"format": "aekit-activations", "version": 1, "dtype": "float32"|"float16",
-                             "d": int, "count": int, "data_crc32": int, "header_sha256": str}
+                             "d": int, "count": int, "data_crc32": int, "meta": {...}, "header_sha256": str}
     STORE/activations.bin   count * d values of dtype, row-major, no padding
 
 Rows are written in chunks (`append`); the header is rewritten atomically after every chunk, so
@@ -99,14 +99,23 @@ class ActivationStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, d: int, dtype: str = "float32", max_bytes: int | None = None,
-               overwrite: bool = False) -> "ActivationStore":
-        """Make an empty store for rows of d values of dtype ('float32' or 'float16') at path (a new folder)."""
+               overwrite: bool = False, meta: dict | None = None) -> "ActivationStore":
+        """Make an empty store for rows of d values of dtype ('float32' or 'float16') at path (a new folder).
+
+        meta: a JSON-serialisable dict kept in the header (capture records the layer, the layout and
+        the positions per input there)."""
         if not isinstance(d, int) or isinstance(d, bool) or d < 1:
             raise ConfigError(f"d must be a positive integer (values per row); got {d!r}.")
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}.")
         if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
             raise ConfigError(f"max_bytes must be a positive integer or None; got {max_bytes!r}.")
+        try:
+            meta = json.loads(json.dumps(meta or {}))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"meta must be a JSON-serialisable dict ({exc}).") from None
+        if not isinstance(meta, dict):
+            raise ConfigError(f"meta must be a dict; got {type(meta).__name__}.")
         path = Path(path)
         if (path / HEADER_NAME).exists() and not overwrite:
             raise ConfigError(f"{str(path)!r} already holds an activation store; pass overwrite=True to replace it.")
@@ -114,7 +123,8 @@ class ActivationStore:
             raise ConfigError(f"store path {str(path)!r} is a file; give a folder.")
         path.mkdir(parents=True, exist_ok=True)
         (path / DATA_NAME).write_bytes(b"")
-        cls._write_header(path, {"format": FORMAT, "version": VERSION, "dtype": dtype, "d": d, "count": 0, "data_crc32": 0})
+        cls._write_header(path, {"format": FORMAT, "version": VERSION, "dtype": dtype, "d": d, "count": 0, "data_crc32": 0,
+                                 "meta": meta})
         return cls(path, max_bytes=max_bytes)
 
     @staticmethod
@@ -127,6 +137,21 @@ class ActivationStore:
     # reading -----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.header["count"])
+
+    @property
+    def meta(self) -> dict:
+        """What the writer recorded about the rows (capture: layer, layout, positions per input)."""
+        meta = self.header.get("meta")
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    def update_meta(self, **values) -> None:
+        """Set keys of the header's meta (JSON values), rewriting the header atomically."""
+        meta = dict(self.meta, **values)
+        try:
+            meta = json.loads(json.dumps(meta))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"meta values must be JSON-serialisable ({exc}).") from None
+        self.header = self._write_header(self.path, dict(self.header, meta=meta))
 
     @property
     def row_bytes(self) -> int:
