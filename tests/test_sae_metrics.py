@@ -108,3 +108,20 @@ def test_reconstruction_metrics_over_a_store(tmp_path):
     assert identity["dead_fraction"] == 0.25 and identity["dense_fraction"] == 0.5  # latents 0 and 1 above 10%
     halved = reconstruction_metrics(store, encode=lambda r: r, decode=lambda c: c * 0.5, max_rows=20)
     assert halved["rows"] == 20 and halved["fvu"] == pytest.approx(fvu(x[:20], x[:20] * 0.5), rel=1e-9)
+
+
+def test_splice_into_an_aekit_autoencoder_uses_its_own_loss():
+    from pathlib import Path
+
+    import aekit
+
+    run = Path(__file__).parent / "fixtures" / "v1" / "ae"
+    x = torch.randn(12, 6, generator=torch.Generator().manual_seed(0))
+    exact = downstream_effect(run, layer="encoder", reconstruct=lambda rows: rows.clone(), data=x, batch_size=5)
+    model = aekit.load(run)
+    with torch.no_grad():
+        own = float(model(x).loss)
+    assert exact["loss_original"] == pytest.approx(own, rel=1e-6) and exact["fraction_loss_recovered"] == 1.0
+    assert "accuracy_original" not in exact and exact["loss_zero"] != exact["loss_original"]
+    with pytest.raises(ConfigError, match="loss_fn"):
+        downstream_effect(nn.Sequential(nn.Linear(3, 2)), layer="0", reconstruct=torch.zeros_like, data=torch.randn(2, 3))

@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -181,23 +183,38 @@ def splice(model: nn.Module, *, layer: str, fn: Callable[[torch.Tensor], torch.T
         handle.remove()
 
 
-def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _default_loss(outputs, targets) -> torch.Tensor:
+    """An aekit model's own loss (AEOutput.loss) when it gives one, else cross-entropy of logits against targets."""
+    if isinstance(getattr(outputs, "loss", None), torch.Tensor):
+        return outputs.loss
+    if targets is None or not isinstance(outputs, torch.Tensor):
+        raise ConfigError("the model's outputs carry no .loss and no targets were given: pass loss_fn(outputs, targets) "
+                          "and batches of (inputs, targets).")
     return nn.functional.cross_entropy(outputs, targets)
 
 
-def downstream_effect(model: nn.Module, *, layer: str, reconstruct: Callable[[torch.Tensor], torch.Tensor],
+def downstream_effect(model, *, layer: str, reconstruct: Callable[[torch.Tensor], torch.Tensor],
                       data: Iterable, loss_fn: Callable | None = None, layout: str = "auto",
-                      forward: Callable | None = None) -> dict:
+                      forward: Callable | None = None, batch_size: int = 256) -> dict:
     """The host model's loss (and accuracy) with the layer's output as is, replaced by reconstruct(rows), and zeroed.
 
-    data: an iterable of (inputs, targets) batches. loss_fn(outputs, targets) -> scalar mean loss
-    of a batch (default: cross-entropy on logits). Accuracy (argmax of (N, C) outputs against
-    integer targets) is reported when the outputs are logits. Losses are averaged over rows.
-    Returns {loss_original, loss_sae, loss_zero, fraction_loss_recovered, [accuracy_*]}.
+    model: an nn.Module or an aekit run folder. data: a tensor of inputs (split into batch_size
+    rows), or an iterable of batches, each (inputs, targets) or inputs alone. loss_fn(outputs,
+    targets) -> scalar mean loss of a batch; default: the model's own loss when its output has one
+    (an aekit Autoencoder's AEOutput.loss), else cross-entropy on logits. Accuracy (argmax of
+    (N, C) outputs against integer targets) is reported when every batch has it. Losses are
+    averaged over inputs. Returns {loss_original, loss_sae, loss_zero, fraction_loss_recovered,
+    [accuracy_original, accuracy_sae, accuracy_zero]}.
     """
+    if isinstance(model, (str, os.PathLike)):
+        from ...training.runs import load_run
+
+        model, _ = load_run(Path(model))
     find_layer(model, layer)
-    loss_fn = loss_fn or _cross_entropy
+    loss_fn = loss_fn or _default_loss
     forward = forward or (lambda m, inputs: m(inputs))
+    if isinstance(data, torch.Tensor):
+        data = [data[i:i + batch_size] for i in range(0, data.shape[0], batch_size)]
     sums = {k: 0.0 for k in ("original", "sae", "zero")}
     correct = {k: 0 for k in sums}
     rows, has_accuracy = 0, True
@@ -206,10 +223,13 @@ def downstream_effect(model: nn.Module, *, layer: str, reconstruct: Callable[[to
     try:
         with torch.no_grad():
             for batch in data:
-                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                    raise DataError("downstream_effect needs batches of (inputs, targets).")
-                inputs, targets = batch[0], batch[1]
-                n = int(targets.shape[0])
+                if isinstance(batch, (tuple, list)):
+                    if not batch:
+                        raise DataError("an empty batch was given to downstream_effect.")
+                    inputs, targets = batch[0], (batch[1] if len(batch) > 1 else None)
+                else:
+                    inputs, targets = batch, None
+                n = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else int(targets.shape[0])
                 for key, fn in (("original", None), ("sae", reconstruct), ("zero", torch.zeros_like)):
                     if fn is None:
                         outputs = forward(model, inputs)
@@ -217,8 +237,8 @@ def downstream_effect(model: nn.Module, *, layer: str, reconstruct: Callable[[to
                         with splice(model, layer=layer, fn=fn, layout=layout):
                             outputs = forward(model, inputs)
                     sums[key] += float(loss_fn(outputs, targets)) * n
-                    if (isinstance(outputs, torch.Tensor) and outputs.dim() == 2 and not targets.is_floating_point()
-                            and targets.dim() == 1):
+                    if (isinstance(outputs, torch.Tensor) and outputs.dim() == 2 and targets is not None
+                            and not targets.is_floating_point() and targets.dim() == 1):
                         correct[key] += int((outputs.argmax(1) == targets).sum())
                     else:
                         has_accuracy = False
