@@ -61,6 +61,16 @@ def test_bounds_before_writing(tmp_path):
         ActivationStore.create(tmp_path / "acts", d=4)
 
 
+def test_reads_are_checked_against_the_memory_budget(tmp_path, monkeypatch):
+    store, _ = _store(tmp_path, n=100, d=3)
+    monkeypatch.setenv("AEKIT_MEMORY_BUDGET", "1000")  # bytes: 83 float32 rows of 3
+    assert store.read(0, 80).shape == (80, 3)
+    with pytest.raises(DataError, match="memory budget"):
+        store.read(0, 100)
+    with pytest.raises(DataError, match="memory budget"):
+        store.sample(100)
+
+
 def test_damaged_header_and_data_are_refused(tmp_path):
     store, _ = _store(tmp_path, n=20)
     header_path = tmp_path / "acts" / "header.json"

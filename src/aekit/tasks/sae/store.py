@@ -174,6 +174,8 @@ class ActivationStore:
         """(stop - start, d) float32 copy of rows start..stop-1 (0 <= start <= stop <= len)."""
         if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer)) and 0 <= start <= stop <= len(self)):
             raise ConfigError(f"read(start, stop) needs 0 <= start <= stop <= {len(self)}; got ({start!r}, {stop!r}).")
+        check_budget((stop - start) * self.d * 4, what=f"reading {stop - start} rows of {self.d} values",
+                     hint="read fewer rows at a time")
         return np.array(self.rows[start:stop], dtype=np.float32)  # a copy, writable
 
     def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
@@ -182,6 +184,8 @@ class ActivationStore:
             raise ConfigError(f"n must be a positive integer; got {n!r}.")
         if len(self) == 0:
             raise DataError(f"the activation store {str(self.path)!r} is empty.")
+        check_budget(min(n, len(self)) * (self.d * 4 + 16), what=f"a sample of {min(n, len(self))} rows of {self.d} values",
+                     hint="sample fewer rows")
         pick = np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False))
         return np.array(self.rows[pick], dtype=np.float32)
 
@@ -230,12 +234,11 @@ class ActivationStore:
 
 class ShufflingBuffer:
     """Near-iid (batch_size, d) float32 batches from a store, holding at most buffer_rows rows in memory
-    (about three times that while refilling, which the memory budget is checked against).
+    (the buffer, plus up to as many again while a round is given out; checked against the memory budget).
 
     Each epoch visits the store's chunks of chunk_rows consecutive rows in a seeded random order.
-    The buffer is filled with whole chunks up to buffer_rows, shuffled, and its first half is
-    given out as batches; the kept half mixes with the next chunks (SAELens' ActivationsStore
-    mixing). At the end of an epoch the rest is shuffled and given out, so every row is yielded
+    The buffer is filled with whole chunks up to buffer_rows and a random half of it is given
+    out as batches; the kept half mixes with the next chunks (SAELens' ActivationsStore mixing). At the end of an epoch the rest is shuffled and given out, so every row is yielded
     exactly once per epoch (the last batch is smaller unless drop_last). The order depends only
     on (seed, epoch): iterating again gives the next epoch; `epoch(e)` gives epoch e.
     """
@@ -247,7 +250,7 @@ class ShufflingBuffer:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
         if buffer_rows < chunk_rows or buffer_rows < batch_size:
             raise ConfigError(f"buffer_rows ({buffer_rows}) must be at least chunk_rows ({chunk_rows}) and batch_size ({batch_size}).")
-        check_budget(buffer_rows * store.d * 4 * 3, what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values",
+        check_budget(buffer_rows * store.d * 4 * 2 + batch_size * store.d * 4, what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values",
                      hint="lower buffer_rows", error=ConfigError)
         self.store, self.batch_size, self.buffer_rows, self.chunk_rows = store, batch_size, buffer_rows, chunk_rows
         self.seed, self.drop_last, self._next_epoch = int(seed), bool(drop_last), 0
@@ -263,20 +266,22 @@ class ShufflingBuffer:
 
     def epoch(self, epoch: int) -> Iterator[torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(epoch)])
-        n = len(self.store)
+        n, d = len(self.store), self.store.d
         starts = list(rng.permutation(np.arange(0, n, self.chunk_rows)))
-        buffer = np.empty((0, self.store.d), dtype=np.float32)  # (rows held, d)
-        carry = np.empty((0, self.store.d), dtype=np.float32)   # rows short of a whole batch, given out next
-        while starts or buffer.shape[0]:
-            parts = [buffer]
-            held = buffer.shape[0]
+        buffer = np.empty((self.buffer_rows, d), dtype=np.float32)  # rows [0, held) are held
+        held = 0
+        carry = np.empty((0, d), dtype=np.float32)  # rows short of a whole batch, given out next round
+        while starts or held:
             while starts and held + min(self.chunk_rows, n - starts[-1]) <= self.buffer_rows:
                 start = int(starts.pop())
-                parts.append(self.store.read(start, min(start + self.chunk_rows, n)))
-                held += parts[-1].shape[0]
-            buffer = np.concatenate(parts)[rng.permutation(held)]
-            give = buffer.shape[0] if not starts else max(buffer.shape[0] // 2, 1)
-            out, buffer = np.concatenate([carry, buffer[:give]]), buffer[give:]
+                stop = min(start + self.chunk_rows, n)
+                buffer[held:held + stop - start] = self.store.rows[start:stop]  # straight from the memmap
+                held += stop - start
+            order = rng.permutation(held)
+            give = held if not starts else max(held // 2, 1)
+            out = np.concatenate([carry, buffer[order[:give]]])  # a random half goes out ...
+            buffer[:held - give] = buffer[order[give:]]  # ... the rest stays, to mix with the next chunks
+            held -= give
             whole = out.shape[0] // self.batch_size * self.batch_size
             for i in range(0, whole, self.batch_size):
                 yield torch.from_numpy(out[i:i + self.batch_size])  # (batch_size, d), a view of this round's rows
