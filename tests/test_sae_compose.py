@@ -19,7 +19,7 @@ def _topk(k):
 
 def test_topk_sae_from_the_pieces_recovers_superposed_features():
     torch.manual_seed(0)
-    d, n, m, k = 8, 24, 48, 3
+    d, n, m, k = 8, 16, 32, 2
     x, true, _ = superposition_data(4096, n_features=n, dim=d, p=0.05, seed=0)
     s = activation_scale(x)
     dec = random_decoder(d, m, seed=1).requires_grad_(True)
@@ -32,7 +32,7 @@ def test_topk_sae_from_the_pieces_recovers_superposed_features():
     opt = torch.optim.Adam([dec, enc, b_enc, b_dec], lr=1e-2)
     tracker, act = FiringTracker(m, window=2048), _topk(k)
     g = torch.Generator().manual_seed(0)
-    for _ in range(300):
+    for _ in range(200):
         xb = x[torch.randint(0, x.shape[0], (256,), generator=g)] * s  # (256, d)
         pre = (xb - b_dec) @ enc.T + b_enc  # (256, m)
         z = act(pre)
