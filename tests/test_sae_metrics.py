@@ -69,7 +69,7 @@ def test_splice_identity_recovers_the_loss_exactly_and_zero_recovers_none():
     zero = downstream_effect(model, layer="1", reconstruct=torch.zeros_like, data=_batches())
     assert zero["fraction_loss_recovered"] == 0.0 and zero["loss_sae"] == zero["loss_zero"]
     # zero-ablation's loss is the loss of the last layer's bias alone
-    x, y = torch.cat([b[0] for b in _batches()]), torch.cat([b[1] for b in _batches()])
+    y = torch.cat([b[1] for b in _batches()])
     with torch.no_grad():
         bias_only = nn.functional.cross_entropy(model[2].bias.expand(40, 3), y)
     assert zero["loss_zero"] == pytest.approx(float(bias_only), rel=1e-6)

@@ -238,8 +238,9 @@ class ShufflingBuffer:
 
     Each epoch visits the store's chunks of chunk_rows consecutive rows in a seeded random order.
     The buffer is filled with whole chunks up to buffer_rows and a random half of it is given
-    out as batches; the kept half mixes with the next chunks (SAELens' ActivationsStore mixing). At the end of an epoch the rest is shuffled and given out, so every row is yielded
-    exactly once per epoch (the last batch is smaller unless drop_last). The order depends only
+    out as batches; the kept half mixes with the next chunks (SAELens' ActivationsStore mixing).
+    At the end of an epoch the rest is shuffled and given out, so every row is yielded exactly
+    once per epoch (the last batch is smaller unless drop_last). The order depends only
     on (seed, epoch): iterating again gives the next epoch; `epoch(e)` gives epoch e.
     """
 
@@ -250,8 +251,9 @@ class ShufflingBuffer:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
         if buffer_rows < chunk_rows or buffer_rows < batch_size:
             raise ConfigError(f"buffer_rows ({buffer_rows}) must be at least chunk_rows ({chunk_rows}) and batch_size ({batch_size}).")
-        check_budget(buffer_rows * store.d * 4 * 2 + batch_size * store.d * 4, what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values",
-                     hint="lower buffer_rows", error=ConfigError)
+        check_budget(buffer_rows * store.d * 4 * 2 + batch_size * store.d * 4,
+                     what=f"a shuffling buffer of {buffer_rows} rows of {store.d} values", hint="lower buffer_rows",
+                     error=ConfigError)
         self.store, self.batch_size, self.buffer_rows, self.chunk_rows = store, batch_size, buffer_rows, chunk_rows
         self.seed, self.drop_last, self._next_epoch = int(seed), bool(drop_last), 0
 
