@@ -164,3 +164,12 @@ def test_cli_export_pretrained_refuses_out_and_the_run_folder_itself(tmp_path):
     assert code != 0 and "--out is for --format exports" in err
     code, _, err = cli("export", run, "--pretrained", run)
     assert code != 0 and "is the run folder itself" in err
+
+
+def test_the_hub_client_reads_the_card(tmp_path, no_network):
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub not installed (only this check needs it)")
+    aekit.save_pretrained(_vae(), tmp_path, license="cc-by-4.0", metrics={"val_loss": 1.5})
+    card = hub.ModelCard.load(tmp_path / "README.md")  # parsing only; validate() would call the Hub's API
+    assert card.data.library_name == "aekit" and card.data.license == "cc-by-4.0"
+    assert card.data.tags == ["aekit", "autoencoder", "vae"]
+    assert card.text.lstrip().startswith("# vae autoencoder (aekit)")
