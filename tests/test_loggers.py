@@ -180,6 +180,11 @@ def test_mlflow_logs_params_every_metric_per_epoch_and_final_and_resumes_the_sam
     assert [(m.step, m.value) for m in client.get_metric_history(ml["run_id"], "train_loss")][-1] == (3, 0.5)
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
+    gone = [dict(r, run_id="0" * 32) if r["name"] == "mlflow" else r for r in record]  # a run the store lacks
+    fresh = make_loggers(["mlflow"], tmp_path, resume=gone)
+    fresh[0].close()
+    assert fresh[0].run_id != ml["run_id"] and len(client.search_runs([run.info.experiment_id])) == 2
+
 
 # ------------------------------------------------------------------ W&B: offline mode, read back from its file
 def _wandb_records(path):

@@ -176,7 +176,8 @@ class TensorBoardLogger(Logger):
 class MLflowLogger(Logger):
     """An MLflow run in a local file store, RUN_DIR/mlruns (tracking URI file:///.../mlruns): no server, no network.
 
-    Experiment "aekit"; run_id: continue that run (a resume), else a new one named run_name.
+    Experiment "aekit"; run_id: continue that run (a resume; a new run when the store no longer has it),
+    else a new one named run_name.
     Browse with: mlflow ui --backend-store-uri file:RUN_DIR/mlruns"""
 
     name = "mlflow"
@@ -188,12 +189,15 @@ class MLflowLogger(Logger):
 
         self.uri = (Path(run_dir) / self.SUBDIR).resolve().as_uri()  # file:///abs/RUN_DIR/mlruns
         self.client = MlflowClient(tracking_uri=self.uri)  # no global mlflow state is touched
+        if run_id is not None:
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+            except Exception:  # mlruns removed or not copied with the run folder: a new run, recorded anew
+                run_id = None
         if run_id is None:
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(EXPERIMENT)
             run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
-        else:
-            self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
 
     def log_hparams(self, params: dict) -> None:
