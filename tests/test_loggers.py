@@ -10,6 +10,7 @@ import json
 import socket
 import struct
 import sys
+import time
 
 import pytest
 import torch
@@ -147,6 +148,22 @@ def test_tensorboard_logger_writes_the_trainers_tags_and_values(tmp_path):
     assert [e.value for e in ours.Scalars("final/val_loss")] == [pytest.approx(history[-1]["val_loss"])]
 
 
+def test_tensorboard_resume_purges_the_epochs_logged_again(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed: pip install 'aekit[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = make_loggers(["tensorboard"], tmp_path)[0]
+    for epoch in (1, 2, 3):
+        first.log_metrics(epoch, {"epoch": epoch, "train_loss": float(epoch)})
+    first.close()
+    again = make_loggers(["tensorboard"], tmp_path, purge_step=3)[0]  # resumed from the checkpoint of epoch 2
+    again.log_metrics(3, {"epoch": 3, "train_loss": 30.0})
+    again.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(1, 1.0), (2, 2.0), (3, 30.0)]
+
+
 # ------------------------------------------------------------------ MLflow: local file store, offline
 def test_mlflow_logs_params_every_metric_per_epoch_and_final_and_resumes_the_same_run(tmp_path, offline):
     pytest.importorskip("mlflow", reason="mlflow not installed: pip install 'aekit[mlflow]'")
@@ -180,6 +197,10 @@ def test_mlflow_logs_params_every_metric_per_epoch_and_final_and_resumes_the_sam
     assert [(m.step, m.value) for m in client.get_metric_history(ml["run_id"], "train_loss")][-1] == (3, 0.5)
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
+    failed = make_loggers(["mlflow"], tmp_path, resume=record)
+    failed[0].close(failed=True)  # the run ended on an error
+    assert client.get_run(ml["run_id"]).info.status == "FAILED"
+
     gone = [dict(r, run_id="0" * 32) if r["name"] == "mlflow" else r for r in record]  # a run the store lacks
     fresh = make_loggers(["mlflow"], tmp_path, resume=gone)
     fresh[0].close()
@@ -198,6 +219,8 @@ def _wandb_records(path):
         if left < 7 or (n == 0 and kind == 0):
             pos += left  # block padding
             continue
+        if pos + 7 + n > len(data):  # a chunk still being written
+            break
         buf += data[pos + 7:pos + 7 + n]
         pos += 7 + n
         if kind in (1, 4):  # FULL or LAST chunk: one record
@@ -208,6 +231,17 @@ def _wandb_records(path):
     return out
 
 
+def _wandb_file_records(path, kind="summary", timeout=60.0):
+    """The records of a .wandb file once it holds a record of `kind`: W&B's service writes the offline
+    file in the background and may still be writing when run.finish() returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _wandb_records(path)
+        if any(r.WhichOneof("record_type") == kind for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def test_wandb_offline_logs_config_every_metric_per_epoch_and_final(tmp_path, offline):
     pytest.importorskip("wandb", reason="wandb not installed: pip install 'aekit[wandb]'")
     loggers = make_loggers(["wandb"], tmp_path, run_name="t")
@@ -216,7 +250,7 @@ def test_wandb_offline_logs_config_every_metric_per_epoch_and_final(tmp_path, of
     assert rec["mode"] == "offline" and rec["dir"] == "wandb" and rec["project"] == "aekit"
     files = list((tmp_path / "wandb").glob(f"offline-run-*-{rec['run_id']}/run-{rec['run_id']}.wandb"))
     assert len(files) == 1
-    records = _wandb_records(files[0])
+    records = _wandb_file_records(files[0], kind="exit")
     kinds = [r.WhichOneof("record_type") for r in records]
     assert "run" in kinds
     config = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
@@ -230,3 +264,11 @@ def test_wandb_offline_logs_config_every_metric_per_epoch_and_final(tmp_path, of
     summary = {("/".join(u.nested_key) or u.key): json.loads(u.value_json) for r in records
                if r.WhichOneof("record_type") == "summary" for u in r.summary.update}
     assert summary["final/val_loss"] == 1.0 and summary["final/best_epoch"] == 2
+
+    again = make_loggers(["wandb"], tmp_path, resume=loggers_record(loggers))  # a resumed run: the same run id
+    again[0].log_metrics(3, {"epoch": 3, "train_loss": 0.5})
+    again[0].close()
+    assert again[0].run_id == rec["run_id"]
+    second = sorted((tmp_path / "wandb").glob(f"offline-run-*-{rec['run_id']}/run-{rec['run_id']}.wandb"))
+    assert len(second) == 2 and any(
+        r.WhichOneof("record_type") == "history" for r in _wandb_file_records(second[-1], kind="history"))

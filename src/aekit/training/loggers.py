@@ -23,7 +23,8 @@ Non-numbers (None, strings) are skipped by the trackers; the CSV keeps them as e
 
 A resumed run passes the previous record (`resume=`) so MLflow and W&B continue the same run id;
 the epochs between the last checkpoint and the interruption are logged again (TensorBoard purges
-them with purge_step; MLflow keeps both values of a step, W&B offline keeps the later one).
+them with purge_step; MLflow keeps both values of such a step; W&B writes a second offline-run folder
+under the same run id, which `wandb sync` uploads into that one run).
 MLflow's usage telemetry is switched off and its file store allowed (MLFLOW_DISABLE_TELEMETRY=true and
 MLFLOW_ALLOW_FILE_STORE=true, unless the environment sets them): MLflow 3 calls the file store "maintenance
 mode" but it needs no database and opens in ~15 ms, where a new SQLite store takes ~3.6 s of migrations.
@@ -93,8 +94,8 @@ class Logger:
     def log_final(self, metrics: dict) -> None:
         """The run's final metrics (best validation loss, test scores ...), logged once at the end."""
 
-    def close(self) -> None:
-        """Flush and release files; the logger is not used afterwards."""
+    def close(self, *, failed: bool = False) -> None:
+        """Flush and release files; the logger is not used afterwards. failed: the run ended on an error."""
 
     def record(self) -> dict:
         """JSON-able: the logger's name and where it wrote, relative to the run folder (run.json["loggers"])."""
@@ -166,7 +167,7 @@ class TensorBoardLogger(Logger):
         for k, v in final.items():
             self.writer.add_scalar(k, v, self.last_step)
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
         self.writer.close()
 
     def record(self) -> dict:
@@ -219,8 +220,8 @@ class MLflowLogger(Logger):
     def log_final(self, metrics: dict) -> None:
         self.log_metrics(0, {f"final/{k}": v for k, v in scalars(metrics).items()})
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, *, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
     def record(self) -> dict:
         return {"name": self.name, "dir": self.SUBDIR, "experiment": EXPERIMENT, "run_id": self.run_id}
@@ -230,7 +231,8 @@ class WandbLogger(Logger):
     """A Weights & Biases run in offline mode, written to RUN_DIR/wandb/offline-run-*; never a network call.
 
     Upload later, if wanted, with the user's own account: wandb sync RUN_DIR/wandb/offline-run-*
-    run_id: continue that run id (a resume), else a new id."""
+    run_id: continue that run id (a resume), else a new id. W&B's service process finishes writing the
+    offline file in the background after close() returns (it is complete when the Python process exits)."""
 
     name = "wandb"
     SUBDIR = "wandb"
@@ -253,8 +255,8 @@ class WandbLogger(Logger):
     def log_final(self, metrics: dict) -> None:
         self.run.summary.update({f"final/{k}": v for k, v in scalars(metrics).items()})
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, *, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
 
     def record(self) -> dict:
         return {"name": self.name, "dir": self.SUBDIR, "project": EXPERIMENT, "run_id": self.run_id, "mode": "offline"}
@@ -290,7 +292,7 @@ def make_loggers(names, run_dir, *, history: list[dict] | None = None, resume: l
                 loggers.append(WandbLogger(run_dir, run_id=run_id, run_name=run_name))
     except BaseException:
         for lg in loggers:  # the ones already open: no dangling run or file handle
-            lg.close()
+            lg.close(failed=True)
         raise
     return loggers
 
