@@ -103,7 +103,7 @@ def test_a_missing_optional_package_names_the_logger_and_the_extra(tmp_path, mon
 def test_every_logger_has_a_pip_extra_in_pyproject():
     from pathlib import Path
 
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="reads pyproject.toml with Python 3.11's tomllib")
 
     extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for name in LOGGERS[1:]:

@@ -56,7 +56,8 @@ def test_native_bf16_detection_agrees_with_the_cpu_flags(monkeypatch):
     if P.cpu_has_native_bf16():
         assert "amx_bf16" in flags or "amx_tile" in flags
     else:
-        assert "amx_tile" not in flags or not torch.cpu._init_amx()
+        init = getattr(torch.cpu, "_init_amx", None)  # where torch has it: the kernel may withhold AMX
+        assert "amx_tile" not in flags or (init is not None and not init())
 
 
 def test_other_devices_are_refused_for_mixed_precision():
