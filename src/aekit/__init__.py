@@ -6,6 +6,7 @@ A variant is a point in corruption x backbone x bottleneck x regularizers x like
     model = aekit.build("vae", input_shape=(1, 28, 28), latent_dim=2)
     out = model(x)            # out.loss, out.terms, out.x_hat, out.z
     aekit.save(model, "run/model"); same = aekit.load("run/model")
+    aekit.save_pretrained(model, "hub-folder"); same = aekit.from_pretrained("hub-folder")  # + a model card
 """
 
 from ._version import __version__
@@ -17,10 +18,12 @@ from .build import build, list_variants, migrate_config, resolve_config  # noqa:
 from .checkpoint import load, save  # noqa: E402
 from .errors import AekitError, CheckpointError, ConfigError, DataError, ShapeError, TrainingError  # noqa: E402
 from .model import AEOutput, Autoencoder  # noqa: E402
+from .pretrained import from_pretrained, save_pretrained  # noqa: E402
 from .training.trainer import TrainConfig, Trainer, fit  # noqa: E402
 from .registry import VARIANTS  # noqa: E402
 
 __all__ = [
     "AEOutput", "AekitError", "Autoencoder", "CheckpointError", "ConfigError", "DataError", "ShapeError",
-    "TrainConfig", "Trainer", "TrainingError", "VARIANTS", "fit", "build", "list_variants", "load", "migrate_config", "resolve_config", "save", "__version__",
+    "TrainConfig", "Trainer", "TrainingError", "VARIANTS", "fit", "build", "from_pretrained", "list_variants", "load",
+    "migrate_config", "resolve_config", "save", "save_pretrained", "__version__",
 ]
