@@ -288,9 +288,40 @@ def test_first_release_segmentation_run_resumes(tmp_path, no_fsync):
     info = json.loads((run / "run.json").read_text())
     info["data"]["images"], info["data"]["masks"] = str(V1 / "cells" / "images"), str(V1 / "cells" / "masks")
     (run / "run.json").write_text(json.dumps(info))
-    code, out, err = cli("segment", "train", "--out", run, "--resume", "--epochs", "2", "--quiet")
+    code, out, err = cli("segment", "train", "--out", run, "--resume", "--epochs", "2", "--quiet", "--checkpoint-every", "2",
+                         "--early-stopping", "5")
     assert code == 0, err
     assert json.loads(out)["epochs"] == 2
     assert json.loads((run / "checkpoints" / "last.json").read_text())["epoch"] == 2
     history = json.loads((run / "history.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [1, 2] and history[0]["train_loss"] == pytest.approx(1.3417607545852661)
+    assert json.loads((run / "run.json").read_text())["train"]["checkpoint_every"] == "2"
+
+
+@pytest.mark.filterwarnings("ignore::aekit.errors.ShortRunWarning")
+def test_two_groups_and_dict_batches_train_data_parallel_like_one_process(tmp_path):
+    """Two gloo ranks, each taking half of every batch (labels with their rows), end where one process does."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from distributed_groups_worker import TwoGroups, config, data
+    from test_distributed import free_port
+
+    single = TwoGroups()
+    Trainer(single, config()).fit(data())
+    port, procs = free_port(), []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, str(Path(__file__).parent / "distributed_groups_worker.py"),
+                                       str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    ddp = load_file(str(tmp_path / "weights.safetensors"))
+    for name, value in single.state_dict().items():
+        assert torch.allclose(ddp[name], value, atol=1e-5), name
+    assert not torch.equal(ddp["disc.weight"], TwoGroups().state_dict()["disc.weight"])
