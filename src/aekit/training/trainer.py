@@ -1,15 +1,24 @@
 """The Trainer: one small, model-agnostic loop for every variant.
 
-Fast path for data that fits in memory (MNIST-sized): the training set is one tensor and each
-batch is an index slice of a per-epoch permutation drawn from a seeded generator; no
-DataLoader, no collation. A torch Dataset that does not fit in memory goes through a
-DataLoader instead (the streaming path). The model's `forward` returns the loss and its named
-terms; the trainer logs every term without knowing which model it trains.
+Every model trains through the step contract (aekit.training.step): `training_step(batch)`
+returns the loss and its named terms, `validation_step(batch)` scores held-out data, and
+`optimizer_groups()` says which parameters each optimizer steps (one group by default; several
+for adversarial priors, discriminators, auxiliary parameters: each with its own optimizer,
+schedule and steps per batch). A batch is a tensor, a tuple or a dict, labels included; the
+trainer logs every term without knowing which model it trains and never looks inside a batch
+beyond moving it, slicing it and counting its rows (and preparing the input x of in-memory data:
+shape check, binarization). Tasks add a batch transform (random crops, augmentation) or a
+validation function, never a loop.
+
+Fast path for data that fits in memory (MNIST-sized): the training set is one tensor (or a
+tuple / dict of tensors) and each batch is an index slice of a per-epoch permutation drawn from
+a seeded generator; no DataLoader, no collation. A torch Dataset that does not fit in memory
+goes through a DataLoader instead (the streaming path).
 
 Reproducible and resumable: every random stream (weights' init via build's seed, the shuffling
 generator, the binarization generator, torch's global RNG used by corruptions and
-reparameterisation) is seeded and saved in each checkpoint with the model, the optimizer and
-the scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
+reparameterisation, a task's batch transform) is seeded and saved in each checkpoint with the
+model and every group's optimizer and scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
 are written atomically into a new folder per epoch (and every `checkpoint_every` steps or
 seconds inside one); `checkpoints/last.json` is switched to it by an atomic rename, and the
 previous folder is kept as a fallback. A checkpoint inside an epoch also holds the shuffling
@@ -795,7 +804,10 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         train_data, val_data : (N, *input_shape) torch.Tensor, NumPy array or pandas DataFrame (tables), or a
             map-style torch Dataset for train_data (streamed through a DataLoader). Flattened images (N, C*H*W)
             are reshaped for image models. val_data (optional) is scored every epoch; the best epoch is kept.
-        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'); else None.
+            train_data may also be a tuple (x, y, ...) or a dict {"x": x, "y": y, ...} of tensors: labels travel
+            in the batches (the model's training_step unpacks them).
+        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'), packed into
+            (x, y) batches; else None.
     Optimisation
         epochs : passes over train_data (default 10).     batch_size : samples per step (default 128).
         lr : peak learning rate (default 4e-3).           optimizer : 'adam' (default), 'adamw' or 'sgd'.
