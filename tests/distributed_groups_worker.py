@@ -1,8 +1,9 @@
 """One rank of tests/test_step_contract.py's data-parallel check (not a test module itself).
 
 `RANK=r WORLD_SIZE=2 MASTER_ADDR=... MASTER_PORT=... python tests/distributed_groups_worker.py OUT_DIR`
-trains `TwoGroups` (two optimizer groups, labels in dict batches) with the DistributedTrainer over one
-gloo group; rank 0 writes the final weights to OUT_DIR/weights.safetensors.
+trains `TwoGroups` (two optimizer groups, labels in dict batches) and a small U-Net segmenter (crops and
+augmentation as a batch transform) with the DistributedTrainer over one gloo group; rank 0 writes the
+final weights to OUT_DIR/weights.safetensors and OUT_DIR/unet.safetensors.
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ def config():
     return TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_steps=2, progress=False, device="cpu")
 
 
+def segmenter():
+    from aekit.tasks.segmentation import SegmentationUNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return SegmentationUNet(depth=1, width=3, norm="none")  # no BatchNorm: its statistics are per rank
+
+
+def segment_data():
+    from aekit.tasks.segmentation import cells_set
+
+    return cells_set(8, size=20, seed=1)
+
+
+# dice_weight 0: the soft Dice pools its sums over the batch, so under data parallelism it is each rank's
+# shard's Dice (as in any DDP run); the per-pixel BCE is a mean that splits exactly over equal shards
+SEGMENT = dict(epochs=2, batch_size=4, crop=16, augment=["flip", "rotate", "elastic"], lr=1e-2, dice_weight=0.0)
+
+
 def main() -> None:
     faulthandler.dump_traceback_later(240, exit=True)
     import torch.distributed as dist
@@ -67,8 +87,13 @@ def main() -> None:
     dist.init_process_group("gloo", init_method="env://")
     model = TwoGroups()
     DistributedTrainer(model, config(), dist_ctx=context_from_env()).fit(data())
+    from aekit.tasks.segmentation import fit_segmenter
+
+    unet = segmenter()
+    fit_segmenter(unet, segment_data(), dist_ctx=context_from_env(), **SEGMENT)
     if dist.get_rank() == 0:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{sys.argv[1]}/weights.safetensors")
+        save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, f"{sys.argv[1]}/unet.safetensors")
     dist.destroy_process_group()
 
 

@@ -300,18 +300,22 @@ def test_first_release_segmentation_run_resumes(tmp_path, no_fsync):
 
 @pytest.mark.filterwarnings("ignore::aekit.errors.ShortRunWarning")
 def test_two_groups_and_dict_batches_train_data_parallel_like_one_process(tmp_path):
-    """Two gloo ranks, each taking half of every batch (labels with their rows), end where one process does."""
+    """Two gloo ranks, each taking half of every batch (labels with their rows), end where one process does:
+    two optimizer groups with dict batches, and the U-Net segmenter with its crop-and-augment transform."""
     import os
     import subprocess
     import sys
 
     from safetensors.torch import load_file
 
-    from distributed_groups_worker import TwoGroups, config, data
+    from aekit.tasks.segmentation import fit_segmenter
+    from distributed_groups_worker import SEGMENT, TwoGroups, config, data, segment_data, segmenter
     from test_distributed import free_port
 
     single = TwoGroups()
     Trainer(single, config()).fit(data())
+    unet = segmenter()
+    fit_segmenter(unet, segment_data(), **SEGMENT)
     port, procs = free_port(), []
     for rank in range(2):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
@@ -325,3 +329,7 @@ def test_two_groups_and_dict_batches_train_data_parallel_like_one_process(tmp_pa
     for name, value in single.state_dict().items():
         assert torch.allclose(ddp[name], value, atol=1e-5), name
     assert not torch.equal(ddp["disc.weight"], TwoGroups().state_dict()["disc.weight"])
+    ddp = load_file(str(tmp_path / "unet.safetensors"))  # the segmenter: every rank crops the global batch alike
+    for name, value in unet.state_dict().items():
+        assert torch.allclose(ddp[name], value, atol=1e-5), name
+    assert not torch.equal(ddp["head.weight"], segmenter().state_dict()["head.weight"])
