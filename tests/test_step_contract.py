@@ -333,3 +333,19 @@ def test_two_groups_and_dict_batches_train_data_parallel_like_one_process(tmp_pa
     for name, value in unet.state_dict().items():
         assert torch.allclose(ddp[name], value, atol=1e-5), name
     assert not torch.equal(ddp["head.weight"], segmenter().state_dict()["head.weight"])
+
+
+@pytest.mark.filterwarnings("ignore::aekit.errors.ShortRunWarning")
+def test_segmenter_without_validation_keeps_each_epochs_model(tmp_path, no_fsync):
+    from aekit.tasks.segmentation import SegmentationUNet, cells_set, fit_segmenter, load_segmenter
+
+    def interrupt(record, trainer):
+        raise KeyboardInterrupt  # after the first epoch, as Ctrl-C would
+
+    net = SegmentationUNet(depth=1, width=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_segmenter(net, cells_set(4, size=16, seed=1), out_dir=tmp_path / "r", epochs=3, batch_size=2, crop=16,
+                      callbacks=[interrupt])
+    kept = load_segmenter(tmp_path / "r")
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), net.state_dict().values()))
+    assert json.loads((tmp_path / "r" / "history.json").read_text())["best_epoch"] == 1

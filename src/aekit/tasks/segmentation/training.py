@@ -182,9 +182,12 @@ def _attach_data(trainer: Trainer, cfg: SegmentConfig, train: SegmentationSet, v
 
 
 def _legacy_history(trainer: Trainer) -> Callable[[dict, Trainer], None]:
-    """history.json as the first release wrote it for segmentation runs: {history, best_epoch, best_dice}."""
+    """history.json as the first release wrote it for segmentation runs: {history, best_epoch, best_dice};
+    without validation data the model of every epoch is kept (the last one), as that release did."""
     def write(record, t) -> None:
         if t.out_dir is not None:
+            if t.validate is None:
+                save_segmenter(t.model, t.out_dir)
             best = t.best_epoch if t.best_epoch is not None else t.epoch
             ckpt.atomic_write_json(t.out_dir / "history.json", {"history": t.history, "best_epoch": best,
                                                                  "best_dice": t.best_val})
