@@ -213,6 +213,24 @@ class Autoencoder(nn.Module):
         lik = self.likelihood
         return not self.regularizers and isinstance(lik, GaussianLikelihood) and not lik.learn_sigma
 
+    # ----------------------------------------------------------------- step contract (aekit.training.step)
+    def training_step(self, batch, group: str = "main") -> AEOutput:
+        """The objective on a batch x, (x, y) or {"x": x, "y": y}; y is used by a conditional model only."""
+        if isinstance(batch, torch.Tensor):
+            return self(batch)
+        x, y = (batch["x"], batch.get("y")) if isinstance(batch, dict) else (batch[0], batch[1] if len(batch) > 1 else None)
+        return self(x) if y is None or not self.num_classes else self(x, y)
+
+    def validation_step(self, batch) -> AEOutput:
+        needs_grad = any(r.needs_input_grad for r in self.regularizers.values())  # e.g. the contractive penalty
+        with torch.enable_grad() if needs_grad else contextlib.nullcontext():
+            return self.training_step(batch)
+
+    def optimizer_groups(self) -> list:
+        from .training.step import OptimizerGroup  # the contract's type; no import of the trainer
+
+        return [OptimizerGroup("main", list(self.parameters()))]
+
     # ----------------------------------------------------------------- generation
     def sample(self, n: int, *, generator: torch.Generator | None = None, label=None) -> torch.Tensor:
         """n draws z ~ N(0, I) decoded to means: (n, *input_shape). Gaussian bottlenecks only.

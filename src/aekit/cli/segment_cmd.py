@@ -96,6 +96,11 @@ def add_segment_parser(sub) -> None:
     g.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: min(32, tile / 4))")
     g.add_argument("--max-time", type=positive_float, default=None, help="stop after the epoch that passes this many seconds")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: cpu)")
+    g.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS",
+                   help="stop after this many epochs without a better validation Dice (default: off)")
+    g.add_argument("--checkpoint-every", default=None,
+                   help="also checkpoint inside epochs: N steps or a duration such as 90s, 10m; off (default: 10m)")
+    g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs into --out")
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.set_defaults(func=run_segment_train)
 
@@ -167,7 +172,8 @@ def run_segment_train(args) -> int:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the model, history and checkpoints.")
     out = Path(args.out)
     options = {k: getattr(args, k) for k in ("epochs", "batch_size", "crop", "lr", "dice_weight", "augment",
-                                             "elastic_std", "seed", "tile", "overlap", "max_time", "device")
+                                             "elastic_std", "seed", "tile", "overlap", "max_time", "device",
+                                             "early_stopping", "checkpoint_every", "tensorboard")
                if getattr(args, k) is not None}
     if "tile" in options:
         options["overlap"] = default_overlap(options["tile"], options.get("overlap"))
@@ -175,7 +181,8 @@ def run_segment_train(args) -> int:
         info = read_json(out / "run.json")
         data = dict(info["data"])
         train_cfg = dict(info["train"])
-        train_cfg.update({k: v for k, v in options.items() if k in ("epochs", "max_time", "device")})
+        train_cfg.update({k: v for k, v in options.items() if k in ("epochs", "max_time", "device", "early_stopping",
+                                                                    "checkpoint_every", "tensorboard")})
         cfg = SegmentConfig.from_dict(train_cfg)
         model = SegmentationUNet(**info["model"])
         run_info = {k: v for k, v in info.items() if k not in ("train", "model")}

@@ -179,6 +179,19 @@ def check_meta(meta: dict, path: Path) -> None:
             bad("history", "a list of records of numbers")
 
 
+def upgrade_segment_checkpoint(meta: dict, state: dict) -> tuple[dict, dict]:
+    """A checkpoint of the first release's segmentation trainer (one generator 'rng' for shuffling, crops and
+    augmentation; 'best_dice') in the one trainer's terms: the run continues from its weights, Adam state,
+    counters and history; its shuffling and crops draw from the old generator's state, and the global RNG
+    (unused by the U-Net) stays as it is."""
+    if "rng" not in state or "rng_shuffle" in state:
+        return meta, state
+    state = {**state, "rng_shuffle": state["rng"], "rng_transform": state["rng"]}
+    state.pop("rng")
+    meta = {"bad_epochs": 0, **meta, "best_val": meta.get("best_dice")}
+    return meta, state
+
+
 class CheckpointMixin:
     """Checkpoint methods of the Trainer (expects model, optimizer, scheduler, generators, counters, cfg)."""
 
@@ -205,15 +218,19 @@ class CheckpointMixin:
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "rng_shuffle": self.shuffle_gen.get_state() if inside is None else inside["shuffle"],
             "rng_binarize": self.binarize_gen.get_state(),
+            "rng_transform": self.transform_gen.get_state(),
         }
+        if len(self.groups) > 1:  # the other optimizer groups (the first keeps the one-optimizer layout)
+            state["groups"] = {g.name: {"optimizer": o.state_dict(), "scheduler": s.state_dict() if s is not None else None}
+                               for g, o, s in zip(self.groups[1:], self.optimizers[1:], self.schedulers[1:])}
         meta = {"step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
                 "train": asdict(self.cfg)}
         if inside is not None:
             state["epoch_sums"] = dict(inside["sums"])
             meta.update(epoch_step=inside["epoch_step"], epoch_count=inside["count"], elapsed=inside["elapsed"])
-        keep_model = (lambda: ckpt.save(self.model, self.out_dir)) if best else None
-        return write_checkpoint(self.checkpoint_root, self.epoch, write_model=lambda folder: ckpt.save(self.model, folder),
+        keep_model = (lambda: self._save_model(self.model, self.out_dir)) if best else None
+        return write_checkpoint(self.checkpoint_root, self.epoch, write_model=lambda folder: self._save_model(self.model, folder),
                                 state=state, meta=meta, keep=self.cfg.keep_checkpoints,
                                 step=None if inside is None else self.step, before_switch=keep_model)
 
@@ -223,26 +240,38 @@ class CheckpointMixin:
 
     def _restore(self, path: Path) -> None:
         meta, state = read_checkpoint(path)
+        meta, state = upgrade_segment_checkpoint(meta, state)
         check_meta(meta, path)
         weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
         ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
         sums = state.get("epoch_sums") or {}
         if not isinstance(sums, dict) or not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in sums.values()):
             raise CheckpointError(f"{str(path)!r}: the running sums of the epoch are damaged.")
+        groups = state.get("groups") or {}
+        pairs = [(state.get("optimizer"), state.get("scheduler"))]
+        for g in self.groups[1:]:
+            if g.name not in groups:
+                raise CheckpointError(f"{str(path)!r} holds no state for optimizer group {g.name!r} of this model.")
+            pairs.append((groups[g.name].get("optimizer"), groups[g.name].get("scheduler")))
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
-                fresh = {k: getattr(self.scheduler, k) for k in ("total_steps", "_schedule_phases") if hasattr(self.scheduler, k)}
-                self.scheduler.load_state_dict(state["scheduler"])
-                for k, v in fresh.items():  # OneCycleLR: keep the length of this run (epochs may have grown)
-                    setattr(self.scheduler, k, v)
-        except (ValueError, KeyError, RuntimeError) as exc:
+            for opt, sched, (opt_state, sched_state) in zip(self.optimizers, self.schedulers, pairs):
+                opt.load_state_dict(opt_state)
+                if sched is not None and sched_state is not None:
+                    fresh = {k: getattr(sched, k) for k in ("total_steps", "_schedule_phases") if hasattr(sched, k)}
+                    sched.load_state_dict(sched_state)
+                    for k, v in fresh.items():  # OneCycleLR: keep the length of this run (epochs may have grown)
+                        setattr(sched, k, v)
+        except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
-        torch.set_rng_state(state["rng_torch"].cpu())
+        if state.get("rng_torch") is not None:  # absent in the first release's segmentation checkpoints
+            torch.set_rng_state(state["rng_torch"].cpu())
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         self.shuffle_gen.set_state(state["rng_shuffle"].cpu())
-        self.binarize_gen.set_state(state["rng_binarize"].cpu())
+        if state.get("rng_binarize") is not None:
+            self.binarize_gen.set_state(state["rng_binarize"].cpu())
+        if state.get("rng_transform") is not None:  # absent in checkpoints of the first release
+            self.transform_gen.set_state(state["rng_transform"].cpu())
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
         self.bad_epochs, self.elapsed = int(meta["bad_epochs"]), float(meta["elapsed"])
@@ -263,7 +292,7 @@ class CheckpointMixin:
             return  # no epoch kept a model yet
         try:
             with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: the run's RNG stays
-                ckpt.load(out)
+                self._load_model(out)
             return
         except CheckpointError as exc:
             damage = str(exc)
@@ -274,7 +303,7 @@ class CheckpointMixin:
         source = self.checkpoint_root / checkpoint_name(self.best_epoch)
         try:
             with torch.random.fork_rng(devices=[]):
-                ckpt.load(source)
+                self._load_model(source)
         except CheckpointError:
             raise CheckpointError(f"the kept model in {str(out)!r} is damaged ({damage}) and the checkpoint of its epoch "
                                   f"({self.best_epoch}) is no longer kept; retrain with --overwrite.") from None

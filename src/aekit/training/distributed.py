@@ -47,6 +47,7 @@ import torch.distributed as dist
 
 from ..errors import AekitError, CheckpointError, ConfigError
 from .run_lock import RunLock
+from .step import batch_rows, map_batch
 from .trainer import TrainConfig, Trainer
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -158,7 +159,7 @@ class DistributedTrainer(Trainer):
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig | None = None, *, dist_ctx: DistContext,
-                 out_dir=None, run_info: dict | None = None, callbacks=None) -> None:
+                 out_dir=None, run_info: dict | None = None, callbacks=None, **options) -> None:
         cfg = config or TrainConfig()
         if not dist.is_initialized():
             raise ConfigError("DistributedTrainer needs an initialised process group: use distributed_session().")
@@ -170,7 +171,8 @@ class DistributedTrainer(Trainer):
         self.shared_out_dir = Path(out_dir) if out_dir is not None else None
         main = dist_ctx.is_main
         super().__init__(model, dataclasses.replace(cfg, device=rank_device(cfg.device, dist_ctx)),
-                         out_dir=out_dir if main else None, run_info=run_info, callbacks=callbacks if main else None)
+                         out_dir=out_dir if main else None, run_info=run_info, callbacks=callbacks if main else None,
+                         **options)
         self.cfg = cfg  # record the options as given (device 'auto', not this rank's cuda:N)
         self.callbacks.insert(0, lambda record, trainer: trainer._agree_on_stopping(record))
         self._global_n = self._local_n = 0
@@ -190,18 +192,14 @@ class DistributedTrainer(Trainer):
 
     # ------------------------------------------------------------------ data: this rank's shard
     def _shard(self, item):
-        """This rank's rows of a global batch xb (or (xb, yb)); None when the batch has fewer rows than ranks."""
-        xb = item[0] if isinstance(item, tuple) else item
-        n, world = xb.shape[0], self.dist.world_size
+        """This rank's rows of a global batch (every tensor of a tensor, tuple or dict batch, the same rows);
+        None when the batch has fewer rows than ranks."""
+        n, world = batch_rows(item), self.dist.world_size
         if n < world:  # fewer rows than ranks (the epoch's last batch): skipped on every rank alike
             return None
         self._global_n = n
-        if isinstance(item, tuple):  # labels of a conditional model: the same rows
-            shards = tuple(torch.tensor_split(t, world)[self.dist.rank] for t in item)
-            self._local_n = shards[0].shape[0]
-            return shards
-        shard = torch.tensor_split(xb, world)[self.dist.rank]  # (n_r, *shape), contiguous rows of the global batch
-        self._local_n = shard.shape[0]
+        shard = map_batch(item, lambda t: torch.tensor_split(t, world)[self.dist.rank])  # contiguous rows
+        self._local_n = batch_rows(shard)
         return shard
 
     def _batches(self, *args, **kwargs):
@@ -255,9 +253,9 @@ class DistributedTrainer(Trainer):
         dist.all_reduce(t)
         return t[0]
 
-    def _sync_gradients(self) -> None:
-        """grad = sum_r (n_r / B) * grad_r: the gradient of the global batch's mean loss."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+    def _sync_gradients(self, params=None) -> None:
+        """grad = sum_r (n_r / B) * grad_r: the gradient of the global batch's mean loss (of params: one group's)."""
+        grads = [p.grad for p in (self.model.parameters() if params is None else params) if p.grad is not None]
         if not grads:
             return
         flat = torch.cat([g.reshape(-1) for g in grads])  # (P,) one collective per step
@@ -274,7 +272,7 @@ class DistributedTrainer(Trainer):
         total = max(totals[-1], 1.0)
         return {f"train_{k}": v / total for k, v in zip(keys, totals[:-1])}
 
-    def evaluate(self, x: torch.Tensor, *args, **kwargs) -> dict:
+    def evaluate(self, x, *args, **kwargs) -> dict:
         """Validation on every rank, rank 0's numbers everywhere (so stopping decisions agree)."""
         result = super().evaluate(x, *args, **kwargs)
         keys = list(result)

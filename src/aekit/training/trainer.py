@@ -1,15 +1,24 @@
 """The Trainer: one small, model-agnostic loop for every variant.
 
-Fast path for data that fits in memory (MNIST-sized): the training set is one tensor and each
-batch is an index slice of a per-epoch permutation drawn from a seeded generator; no
-DataLoader, no collation. A torch Dataset that does not fit in memory goes through a
-DataLoader instead (the streaming path). The model's `forward` returns the loss and its named
-terms; the trainer logs every term without knowing which model it trains.
+Every model trains through the step contract (aekit.training.step): `training_step(batch)`
+returns the loss and its named terms, `validation_step(batch)` scores held-out data, and
+`optimizer_groups()` says which parameters each optimizer steps (one group by default; several
+for adversarial priors, discriminators, auxiliary parameters: each with its own optimizer,
+schedule and steps per batch). A batch is a tensor, a tuple or a dict, labels included; the
+trainer logs every term without knowing which model it trains and never looks inside a batch
+beyond moving it, slicing it and counting its rows (and preparing the input x of in-memory data:
+shape check, binarization). Tasks add a batch transform (random crops, augmentation) or a
+validation function, never a loop.
+
+Fast path for data that fits in memory (MNIST-sized): the training set is one tensor (or a
+tuple / dict of tensors) and each batch is an index slice of a per-epoch permutation drawn from
+a seeded generator; no DataLoader, no collation. A torch Dataset that does not fit in memory
+goes through a DataLoader instead (the streaming path).
 
 Reproducible and resumable: every random stream (weights' init via build's seed, the shuffling
 generator, the binarization generator, torch's global RNG used by corruptions and
-reparameterisation) is seeded and saved in each checkpoint with the model, the optimizer and
-the scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
+reparameterisation, a task's batch transform) is seeded and saved in each checkpoint with the
+model and every group's optimizer and scheduler, so `resume=True` ends at the same result as an uninterrupted run. Checkpoints
 are written atomically into a new folder per epoch (and every `checkpoint_every` steps or
 seconds inside one); `checkpoints/last.json` is switched to it by an atomic rename, and the
 previous folder is kept as a fallback. A checkpoint inside an epoch also holds the shuffling
@@ -42,6 +51,8 @@ from ..errors import AekitWarning, ConfigError, ShortRunWarning, TrainingError, 
 from ..inputs import as_float_tensor, is_array_like
 from .run_lock import RunLock
 from .checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
+from .step import (OptimizerGroup, batch_rows, check_batch, index_batch, map_batch, optimizer_groups_of,
+                   slice_batch)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle", "step")
@@ -165,8 +176,9 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The TrainConfig's optimizer over params (a module's trainable parameters, or a list of parameters)."""
+    params = [p for p in (params.parameters() if isinstance(params, nn.Module) else params) if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
@@ -232,10 +244,23 @@ def validation_mode(model: nn.Module, seed: int, device: torch.device | None = N
 
 
 class Trainer(CheckpointMixin):
-    """Train any aekit model (or any module whose forward returns .loss and .terms)."""
+    """Train any module that implements the step contract (aekit.training.step), or whose forward returns
+    .loss and .terms.
+
+    batch_transform: f(batch, generator) -> batch, applied to each training batch after slicing (a task's
+    random crops and augmentation); its generator is seeded from the run's seed and checkpointed.
+    monitor, monitor_mode: the validation record that selects the best epoch ('val_loss', 'min').
+    save_model(model, folder) / load_model(folder): how the kept model and each checkpoint's weights are
+    written and read (default: aekit.checkpoint.save / load).
+    validate: f(model) -> {name: number}, a task's own validation of the whole held-out set (e.g. Dice pooled
+    over tiled whole images), used instead of validation_step over val; its keys are logged as val_{name}.
+    """
 
     def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
-                 run_info: dict | None = None, callbacks: list[Callable[[dict, "Trainer"], None]] | None = None) -> None:
+                 run_info: dict | None = None, callbacks: list[Callable[[dict, "Trainer"], None]] | None = None,
+                 batch_transform: Callable | None = None, monitor: str = "val_loss", monitor_mode: str = "min",
+                 save_model: Callable | None = None, load_model: Callable | None = None,
+                 validate: Callable[[nn.Module], dict] | None = None) -> None:
         self.cfg = config or TrainConfig()
         self.device = resolve_device(self.cfg.device)
         if self.cfg.deterministic and self.device.type == "cuda":
@@ -244,12 +269,22 @@ class Trainer(CheckpointMixin):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
-        self.optimizer = make_optimizer(model, self.cfg)
-        self.scheduler = None
+        check_choice("monitor_mode", monitor_mode, ("min", "max"))
+        self.monitor, self.monitor_mode = monitor, monitor_mode
+        self.batch_transform = batch_transform
+        self.validate = validate
+        self._save_model = save_model or ckpt.save
+        self._load_model = load_model or ckpt.load
+        self.groups: list[OptimizerGroup] = optimizer_groups_of(self.model)
+        self.optimizers = [g.optimizer(g.params) if g.optimizer is not None else make_optimizer(g.params, self.cfg)
+                           for g in self.groups]
+        self.schedulers: list = [None] * len(self.groups)
+        self._step_fn = getattr(self.model, "training_step", None)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
         self.binarize_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        self.transform_gen = torch.Generator().manual_seed(self.cfg.seed + 4)  # batch_transform's random stream
         self.epoch = 0  # epochs completed
-        self.step = 0  # optimizer steps completed
+        self.step = 0  # batches trained (each group's optimizer steps `steps` times per batch)
         self.best_val: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
@@ -260,6 +295,20 @@ class Trainer(CheckpointMixin):
         self._epoch_shuffle = None  # the shuffling generator's state at the start of the epoch in progress
         self._epoch_t0 = 0.0
         self._last_save = time.monotonic()
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first (main) group's optimizer."""
+        return self.optimizers[0]
+
+    @property
+    def scheduler(self):
+        """The first (main) group's learning-rate schedule (None: constant)."""
+        return self.schedulers[0]
+
+    @scheduler.setter
+    def scheduler(self, value) -> None:
+        self.schedulers[0] = value
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -301,77 +350,130 @@ class Trainer(CheckpointMixin):
 
         return label_tensor(y, num_classes=k, n=n, name=name).to(self.device)
 
-    def _batches(self, x: torch.Tensor, y: torch.Tensor | None = None, *, skip: int = 0):
-        """Batches xb, or (xb, yb) with the labels sliced by the same permutation when y is given.
+    def _prepare_data(self, data, name: str):
+        """An in-memory split on the device: a tensor (the model's input x), or a tuple / dict of tensors whose
+        input (element 0, or key "x") is prepared like a tensor and whose other tensors (labels, ...) are moved."""
+        if isinstance(data, torch.Tensor) or is_array_like(data):
+            return self._prepare(data, name)
+        if isinstance(data, list):
+            data = tuple(data)
+        if isinstance(data, tuple):
+            data = tuple(as_float_tensor(t, name=f"{name}[{i}]") if i == 0 and is_array_like(t)
+                         else (torch.as_tensor(t) if is_array_like(t) else t) for i, t in enumerate(data))
+        elif isinstance(data, dict):
+            data = {k: torch.as_tensor(t) if is_array_like(t) else t for k, t in data.items()}
+        check_batch(data, name)
+        key = 0 if isinstance(data, tuple) else ("x" if "x" in data else None)
+        if isinstance(data, tuple):
+            return tuple(self._prepare(t, name) if i == key else t.to(self.device) for i, t in enumerate(data))
+        return {k: self._prepare(t, name) if k == key else t.to(self.device) for k, t in data.items()}
+
+    def _binarize(self, batch, gen: torch.Generator | None = None):
+        """Dynamic binarization of the batch's input (the tensor, element 0 or key "x"); the rest untouched."""
+        gen = gen or self.binarize_gen
+        if isinstance(batch, torch.Tensor):
+            return torch.bernoulli(batch, generator=gen)
+        if isinstance(batch, dict):
+            return {k: torch.bernoulli(v, generator=gen) if k == "x" else v for k, v in batch.items()}
+        return (torch.bernoulli(batch[0], generator=gen), *batch[1:])
+
+    def _batches(self, data, y: torch.Tensor | None = None, *, skip: int = 0):
+        """Batches of in-memory data: every tensor of data (a tensor, tuple or dict) sliced by the same
+        indices of a per-epoch permutation; y (labels) given separately is packed as (xb, yb).
 
         skip: batches of this epoch already trained (a resume inside the epoch); passed over
         without touching any random stream but the permutation's."""
-        n, b = x.shape[0], self.cfg.batch_size
+        if y is not None:
+            data = (data, y)
+        n, b = batch_rows(data), self.cfg.batch_size
         perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+        dynamic, transform = self.cfg.binarize == "dynamic", self.batch_transform
+        plain = isinstance(data, torch.Tensor)
         for i in range(skip * b, n, b):
-            xb = x.index_select(0, perm[i:i + b])  # (B, *shape): a slice of the permutation, no collation
-            if self.cfg.binarize == "dynamic":
-                xb = torch.bernoulli(xb, generator=self.binarize_gen)
-            yield xb if y is None else (xb, y.index_select(0, perm[i:i + b]))  # (B,) labels of the same rows
+            idx = perm[i:i + b]
+            batch = data.index_select(0, idx) if plain else index_batch(data, idx)  # a slice of the permutation
+            if dynamic:
+                batch = self._binarize(batch)
+            if transform is not None:
+                batch = transform(batch, self.transform_gen)
+            yield batch
 
     def _stream_batches(self, dataset, *, skip: int = 0):
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=True,
                                              generator=self.shuffle_gen, num_workers=self.cfg.num_workers)
         conditional = bool(getattr(self.model, "num_classes", 0))
+        device = self.device
         for index, item in enumerate(loader):
             if index < skip:  # done before the checkpoint this run resumed from
                 continue
-            xb = item[0] if isinstance(item, (list, tuple)) else item
-            if conditional and not (isinstance(item, (list, tuple)) and len(item) >= 2):
+            if isinstance(item, list):
+                item = tuple(item)  # the default collation turns a Dataset's tuples into lists
+            if conditional and not (isinstance(item, (tuple, dict)) and len(item) >= 2):
                 raise ConfigError("the model is conditional (num_classes): the training Dataset must yield (x, y) pairs.")
-            yb = item[1].to(self.device) if conditional else None
-            xb = xb.float().to(self.device, non_blocking=True)
-            if self.cfg.binarize == "dynamic" and (float(xb.min()) < 0 or float(xb.max()) > 1):
-                raise ConfigError(f"binarize={self.cfg.binarize!r} needs data in [0, 1]; got a batch with values in "
-                                  f"[{float(xb.min()):.4g}, {float(xb.max()):.4g}].")
-            if self.cfg.binarize == "dynamic":
-                xb = torch.bernoulli(xb, generator=self.binarize_gen)
-            elif self.cfg.binarize == "threshold":
-                xb = (xb > 0.5).float()
-            yield xb if yb is None else (xb, yb)
+            item = map_batch(item, lambda t: t.to(device, non_blocking=True))
+            x = item if isinstance(item, torch.Tensor) else (item.get("x") if isinstance(item, dict) else item[0])
+            if self.cfg.binarize != "none" and isinstance(x, torch.Tensor):
+                x = x.float()
+                if self.cfg.binarize == "dynamic" and (float(x.min()) < 0 or float(x.max()) > 1):
+                    raise ConfigError(f"binarize={self.cfg.binarize!r} needs data in [0, 1]; got a batch with values in "
+                                      f"[{float(x.min()):.4g}, {float(x.max()):.4g}].")
+                x = torch.bernoulli(x, generator=self.binarize_gen) if self.cfg.binarize == "dynamic" else (x > 0.5).float()
+                item = x if isinstance(item, torch.Tensor) else (
+                    {**item, "x": x} if isinstance(item, dict) else (x, *item[1:]))
+            elif isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float32:
+                item = map_batch(item, lambda t: t.float() if t is x else t)
+            elif isinstance(x, torch.Tensor) and not x.is_floating_point() and hasattr(self.model, "as_input"):
+                item = map_batch(item, lambda t: t.float() if t is x else t)  # integer pixels: the model takes floats
+            if self.batch_transform is not None:
+                item = self.batch_transform(item, self.transform_gen)
+            yield item
 
     # ------------------------------------------------------------------ loop
-    def fit(self, train, val: torch.Tensor | None = None, *, resume: bool = False, y_train=None,
-            y_val=None) -> TrainResult:
-        """Train on train (a tensor, or a map-style Dataset) and validate on val each epoch.
+    def fit(self, train, val=None, *, resume: bool = False, y_train=None, y_val=None) -> TrainResult:
+        """Train on train and validate on val each epoch.
 
-        y_train, y_val: the labels (N,) of a conditional model (num_classes); a Dataset yields (x, y) instead.
+        train: in-memory data (a tensor x, a tuple (x, y, ...) or a dict {"x": x, ...} of tensors with equal
+        rows; NumPy arrays and pandas frames are converted) or a map-style Dataset (streamed). val: in-memory
+        data of the same structure. y_train, y_val: labels (N,) of a conditional model given apart from x;
+        they are packed into (x, y) batches (a Dataset yields (x, y) itself).
         """
-        if is_array_like(train):
-            train = as_float_tensor(train, name="train")
-        if val is not None and is_array_like(val):
-            val = as_float_tensor(val, name="val")
-        streaming = not isinstance(train, torch.Tensor)
+        if isinstance(train, list):
+            train = tuple(train)
+        streaming = not (isinstance(train, (torch.Tensor, tuple, dict)) or is_array_like(train))
         if streaming:
             if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
                 raise ConfigError(f"train must be a tensor or a map-style torch Dataset; got {type(train).__name__}.")
+            if y_train is not None:
+                raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
             n_train = len(train)
         else:
-            train = self._prepare(train, "train")
-            n_train = train.shape[0]
-            y_train = self._labels(y_train, n_train, "y_train")
+            train = self._prepare_data(train, "train")
+            n_train = batch_rows(train)
+            if isinstance(train, torch.Tensor):
+                y = self._labels(y_train, n_train, "y_train")
+                train = train if y is None else (train, y)  # labels travel in the batch
+            elif y_train is not None:
+                raise ConfigError("y_train was given, but train already is a tuple or dict: put the labels in it.")
         if n_train == 0:
             raise ConfigError("train has no samples.")
         if val is not None:
-            val = self._prepare(val, "val")
-            if val.shape[0] == 0:
+            val = self._prepare_data(val, "val")
+            if batch_rows(val) == 0:
                 val = None
             elif self.cfg.binarize == "dynamic":  # one fixed binarization: comparable across epochs
-                val = torch.bernoulli(val, generator=torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2))
-        y_val = self._labels(y_val, val.shape[0], "y_val") if val is not None else None
-        if streaming and y_train is not None:
-            raise ConfigError("y_train applies to tensor training data; a Dataset yields (x, y) pairs itself.")
+                val = self._binarize(val, torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2))
+        if isinstance(val, torch.Tensor):
+            y = self._labels(y_val, val.shape[0], "y_val")
+            val = val if y is None else (val, y)
         steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
         self._warn_about_size(n_train, steps_per_epoch)
-        self.scheduler = make_schedule(self.optimizer, self.cfg, steps_per_epoch * self.cfg.epochs)
+        total = steps_per_epoch * self.cfg.epochs
+        for i, (group, opt) in enumerate(zip(self.groups, self.optimizers)):
+            steps = total * group.steps  # this group's optimizer steps over the run
+            self.schedulers[i] = (group.schedule(opt, steps) if group.schedule is not None
+                                  else make_schedule(opt, self.cfg, steps))
         with self._run_lock():
-            return self._fit_locked(train, val, resume=resume, streaming=streaming, y_train=y_train, y_val=y_val,
-                                    steps_per_epoch=steps_per_epoch)
+            return self._fit_locked(train, val, resume=resume, streaming=streaming, steps_per_epoch=steps_per_epoch)
 
     def _run_lock(self):
         """One writer per run folder: an exclusive lock on out_dir (none without an out_dir)."""
@@ -380,7 +482,7 @@ class Trainer(CheckpointMixin):
     def _resume_folder(self) -> Path | None:
         return self.out_dir
 
-    def _fit_locked(self, train, val, *, resume: bool, streaming: bool, y_train, y_val, steps_per_epoch: int):
+    def _fit_locked(self, train, val, *, resume: bool, streaming: bool, steps_per_epoch: int):
         folder = self._resume_folder()
         if resume and folder is not None:
             check_root(folder / "checkpoints")
@@ -416,16 +518,16 @@ class Trainer(CheckpointMixin):
                 t0 = self._epoch_t0 = time.perf_counter()
                 skip = self._epoch_step
                 self._epoch_shuffle = self.shuffle_gen.get_state()  # a checkpoint inside this epoch redraws from here
-                batches = (self._stream_batches(train, skip=skip) if streaming
-                           else self._batches(train, y_train, skip=skip))
+                batches = self._stream_batches(train, skip=skip) if streaming else self._batches(train, skip=skip)
                 record = self._train_epoch(batches, steps_per_epoch)
-                if val is not None:
-                    scores = self.evaluate(val) if y_val is None else self.evaluate(val, y_val)
-                    record.update({f"val_{k}": v for k, v in scores.items()})
+                if val is not None or self.validate is not None:
+                    record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 self.elapsed += time.perf_counter() - t0
                 self.epoch += 1
                 record = {"epoch": self.epoch, "step": self.step, "time": round(self.elapsed, 4),
                           "lr": self.optimizer.param_groups[0]["lr"], **record}
+                for group, opt in zip(self.groups[1:], self.optimizers[1:]):
+                    record[f"lr_{group.name}"] = opt.param_groups[0]["lr"]
                 self.history.append(record)
                 improved = self._track_best(record)
                 self._log(record)
@@ -445,7 +547,7 @@ class Trainer(CheckpointMixin):
             if self._tb is not None:
                 self._tb.close()
         if self.out_dir is not None and self.best_epoch is None:
-            ckpt.save(self.model, self.out_dir)  # no validation data: the final model is the one kept
+            self._save_model(self.model, self.out_dir)  # no validation data: the final model is the one kept
         result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
         result.seconds = self.elapsed
         return result
@@ -459,6 +561,8 @@ class Trainer(CheckpointMixin):
             return []
         from ..pca_init import init_from_pca, sample_rows
 
+        if not streaming and not isinstance(train, torch.Tensor):
+            train = train[0] if isinstance(train, tuple) else train["x"]  # the input x of (x, y) or {"x": x, ...}
         init_from_pca(self.model, sample_rows(train, seed=self.cfg.seed) if streaming else train)
         return self._solved_layers()
 
@@ -485,8 +589,38 @@ class Trainer(CheckpointMixin):
                 f"up to {cfg.batch_size} from {n_train} samples), too few to learn much (fewer than {MIN_STEPS}); "
                 f"raise epochs (to about {hint}, {ADVISED_STEPS} steps) or lower batch_size."), stacklevel=3)
 
+    def _call_step(self, batch, group: str | None = None):
+        """model.training_step(batch[, group=...]); a module without the contract: forward(x) or forward(*batch)."""
+        if self._step_fn is not None:
+            return self._step_fn(batch) if group is None else self._step_fn(batch, group=group)
+        return self.model(batch) if isinstance(batch, torch.Tensor) else (
+            self.model(**batch) if isinstance(batch, dict) else self.model(*batch))
+
+    def _check_finite(self, loss: torch.Tensor, i: int, group: str | None = None) -> None:
+        checked = self._agreed_loss(loss)  # DDP: the global batch's loss, so every rank stops together
+        if not torch.isfinite(checked):
+            where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
+            where += f", optimizer group {group!r}" if group is not None else ""
+            last = self.last_checkpoint_dir()
+            kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
+            raise TrainingError(f"the loss became {float(checked)} at {where}{kept}. Try a lower --lr or --grad-clip.")
+
+    def _optimize(self, loss: torch.Tensor, index: int) -> None:
+        """One optimizer step of group `index` on loss: its gradients only, its schedule advanced."""
+        if not loss.requires_grad:  # not when every weight is held at a solved optimum (pca_init.py)
+            return
+        opt, params = self.optimizers[index], self.groups[index].params
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._sync_gradients(params)  # DDP: all-reduce; single process: nothing
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
+        opt.step()
+        if self.schedulers[index] is not None:  # the schedule follows this group's optimizer steps
+            self.schedulers[index].step()
+
     def _train_epoch(self, batches, steps_per_epoch: int) -> dict:
-        model, opt = self.model, self.optimizer
+        model = self.model
         model.train()
         done = self._epoch_step  # steps of this epoch restored from a checkpoint inside it (else 0)
         sums: dict[str, torch.Tensor] = dict(self._epoch_sums)
@@ -495,32 +629,26 @@ class Trainer(CheckpointMixin):
         bar = self._progress(steps_per_epoch)
         if bar is not None and done:
             bar.update(done)
-        for i, item in enumerate(batches, start=done):
+        several = len(self.groups) > 1 or self.groups[0].steps > 1
+        for i, batch in enumerate(batches, start=done):
             self._before_step()
-            xb, yb = item if isinstance(item, tuple) else (item, None)  # (xb, yb) for conditional models
-            out = model(xb) if yb is None else model(xb, yb)
-            loss = out.loss
-            checked = self._agreed_loss(loss)  # DDP: the global batch's loss, so every rank stops together
-            if not torch.isfinite(checked):
-                where = f"epoch {self.epoch + 1}, step {i + 1} (global step {self.step + 1})"
-                last = self.last_checkpoint_dir()
-                kept = f"; the last good checkpoint is {str(last)!r}" if last else ""
-                raise TrainingError(f"the loss became {float(checked)} at {where}{kept}. Try a lower --lr or --grad-clip.")
-            if loss.requires_grad:  # not when every weight is held at a solved optimum (pca_init.py)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self._sync_gradients()  # DDP: all-reduce; single process: nothing
-                if self.cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip, foreach=True)
-                opt.step()
-                if self.scheduler is not None:  # the schedule follows optimizer steps (none when all is held)
-                    self.scheduler.step()
+            if not several:  # the fast path: one group, one step per batch
+                out = self._call_step(batch)
+                loss = out.loss
+                self._check_finite(loss, i)
+                self._optimize(loss, 0)
+                extra = None
+            else:
+                out, extra = self._several_groups(batch, i)
+                loss = out.loss
             self.step += 1
-            n = xb.shape[0]
+            n = getattr(out, "batch_size", None) or batch_rows(batch)
             count += n
             with torch.no_grad():  # accumulate as tensors: one sync per epoch, not per term per step
                 sums["loss"] = sums.get("loss", 0) + loss.detach() * n
                 for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0) + v.detach() * n
+                for k, v in (extra or {}).items():
                     sums[k] = sums.get(k, 0) + v.detach() * n
             if bar is not None:
                 bar.update(1)
@@ -534,6 +662,24 @@ class Trainer(CheckpointMixin):
         if bar is not None:
             bar.close()
         return self._epoch_means(sums, count)
+
+    def _several_groups(self, batch, i: int):
+        """Each group in turn, `steps` optimizer steps each, on its own loss training_step(batch, group=name).
+
+        Returns the first group's last output and the other groups' last losses and terms, named
+        '{group}_loss' and '{group}_{term}'."""
+        first, extra = None, {}
+        for index, group in enumerate(self.groups):
+            for _ in range(group.steps):
+                out = self._call_step(batch, group.name)
+                self._check_finite(out.loss, i, group.name)
+                self._optimize(out.loss, index)
+            if index == 0:
+                first = out
+            else:
+                extra[f"{group.name}_loss"] = out.loss
+                extra.update({f"{group.name}_{k}": v for k, v in out.terms.items()})
+        return first, extra
 
     def _checkpoint_due(self) -> bool:
         """checkpoint_every: N steps (counted over the whole run) or a duration since the last checkpoint."""
@@ -554,38 +700,47 @@ class Trainer(CheckpointMixin):
     def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:
         return loss.detach()
 
-    def _sync_gradients(self) -> None:
+    def _sync_gradients(self, params=None) -> None:
         pass
 
     def _epoch_means(self, sums: dict, count: int) -> dict:
         return {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()}
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y=None, *, batch_size: int = 1024) -> dict:
-        """The training objective on x (validation mode); means per sample of the loss and every term.
+    def evaluate(self, data, y=None, *, batch_size: int = 1024) -> dict:
+        """The module's validation_step on data (validation mode); means per sample of the loss and every term.
 
-        y: the labels (N,) of a conditional model (num_classes), else None."""
+        data: in-memory data as fit takes it (a tensor, a tuple or a dict, on any device); y: the labels (N,)
+        of a conditional model given apart from a tensor x, else None. With a `validate` function: its scores."""
+        if self.validate is not None:
+            with torch.enable_grad():  # the task's function decides
+                return {k: float(v) for k, v in self.validate(self.model).items()}
+        if isinstance(data, torch.Tensor):
+            data = data.to(self.device)
+            y = self._labels(y, data.shape[0], "y")
+            if y is not None:
+                data = (data, y)
+        else:
+            data = map_batch(tuple(data) if isinstance(data, list) else data, lambda t: t.to(self.device))
+        step = getattr(self.model, "validation_step", None)
         sums: dict[str, float] = {}
-        x = x.to(self.device)
-        y = self._labels(y, x.shape[0], "y")
+        n_all = batch_rows(data)
         with validation_mode(self.model, self.cfg.seed + 3, self.device):
-            needs_grad = any(getattr(r, "needs_input_grad", False) for r in getattr(self.model, "regularizers", {}).values())
-            ctx = torch.enable_grad() if needs_grad else contextlib.nullcontext()
-            for i in range(0, x.shape[0], batch_size):
-                xb = x[i:i + batch_size]
-                with ctx:
-                    out = self.model(xb) if y is None else self.model(xb, y[i:i + batch_size])
-                n = xb.shape[0]
+            for i in range(0, n_all, batch_size):
+                batch = slice_batch(data, i, i + batch_size)
+                out = step(batch) if step is not None else self._call_step(batch)
+                n = getattr(out, "batch_size", None) or batch_rows(batch)
                 sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
                 for k, v in out.terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * n
-        return {k: v / x.shape[0] for k, v in sums.items()}
+        return {k: v / n_all for k, v in sums.items()}
 
     def _track_best(self, record: dict) -> bool:
-        val = record.get("val_loss")
+        val = record.get(self.monitor)
         if val is None:
             return False
-        if self.best_val is None or val < self.best_val:
+        better = self.best_val is None or (val < self.best_val if self.monitor_mode == "min" else val > self.best_val)
+        if better:
             self.best_val, self.best_epoch, self.bad_epochs = val, self.epoch, 0
             return True
         self.bad_epochs += 1
@@ -625,7 +780,9 @@ class Trainer(CheckpointMixin):
         ckpt.atomic_write_bytes(self.out_dir / "history.csv", ("\n".join(lines) + "\n").encode())
 
     def _write_run_info(self) -> None:
-        info = {**self.run_info, "train": asdict(self.cfg), "model": getattr(self.model, "config", {})}
+        # a task may record its own training options under "train" (segmentation: its SegmentConfig)
+        info = {**self.run_info, "train": self.run_info.get("train", asdict(self.cfg)),
+                "model": getattr(self.model, "config", {})}
         from ..build import _jsonable
 
         ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
@@ -647,7 +804,10 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         train_data, val_data : (N, *input_shape) torch.Tensor, NumPy array or pandas DataFrame (tables), or a
             map-style torch Dataset for train_data (streamed through a DataLoader). Flattened images (N, C*H*W)
             are reshaped for image models. val_data (optional) is scored every epoch; the best epoch is kept.
-        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'); else None.
+            train_data may also be a tuple (x, y, ...) or a dict {"x": x, "y": y, ...} of tensors: labels travel
+            in the batches (the model's training_step unpacks them).
+        y_train, y_val : (N,) class labels of a conditional model (num_classes, e.g. 'cvae'), packed into
+            (x, y) batches; else None.
     Optimisation
         epochs : passes over train_data (default 10).     batch_size : samples per step (default 128).
         lr : peak learning rate (default 4e-3).           optimizer : 'adam' (default), 'adamw' or 'sgd'.

@@ -10,7 +10,7 @@ its own small package, one file per concept:
     losses.py      BCE / cross-entropy + soft Dice
     metrics.py     Dice, IoU, pixel error
     tiles.py       prediction of large images by overlapping, blended tiles
-    training.py    the training loop, checkpoints and resume
+    training.py    crops and augmentation as a batch transform, Dice validation; trains in the one Trainer
     saving.py      safetensors + JSON model files
 
     from aekit.tasks.segmentation import make_cells, SegmentationSet, SegmentationUNet, fit_segmenter
@@ -23,7 +23,8 @@ from .pairs import SegmentationSet, load_pairs, read_arrays, read_folders, read_
 from .procedural import make_cells, write_cells
 from .saving import is_segmenter_dir, load_segmenter, save_segmenter
 from .tiles import predict_logits, predict_mask
-from .training import SegmentConfig, SegmentResult, SegmentTrainer, evaluate_model, fit_segmenter
+from .training import (CropAugment, SegmentConfig, SegmentResult, SegmentTrainer, evaluate_model, fit_segmenter,
+                       make_segment_trainer)
 from .unet import SegmentationUNet, logits_to_labels, pad_to_multiple
 
 
@@ -36,9 +37,9 @@ def cells_set(n: int, *, size=96, classes: int = 2, seed: int = 0, **options) ->
 
 
 __all__ = [
-    "Augment", "SegmentConfig", "SegmentResult", "SegmentTrainer", "SegmentationSet", "SegmentationUNet",
+    "Augment", "CropAugment", "SegmentConfig", "SegmentResult", "SegmentTrainer", "SegmentationSet", "SegmentationUNet",
     "cells_set", "confusion_matrix", "dice", "evaluate_model", "fit_segmenter", "iou", "is_segmenter_dir",
-    "load_pairs", "load_segmenter", "logits_to_labels", "make_cells", "pad_to_multiple", "pixel_error",
+    "load_pairs", "load_segmenter", "logits_to_labels", "make_cells", "make_segment_trainer", "pad_to_multiple", "pixel_error",
     "predict_logits", "predict_mask", "random_crops", "read_arrays", "read_folders", "read_images",
     "save_segmenter", "segmentation_loss", "segmentation_scores", "soft_dice_loss", "write_cells",
 ]

@@ -1,35 +1,37 @@
-"""Training a segmentation U-Net: random crops, augmentation, BCE/CE + Dice, Adam, checkpoints.
+"""Training a segmentation U-Net through the one Trainer: random crops and augmentation as a batch
+transform, BCE/CE + Dice, Adam with a cosine schedule, best epoch by validation Dice.
 
-One epoch draws ceil(N / batch_size) batches from a seeded permutation of the training pairs;
-each pair contributes one random crop (crop x crop, or the whole image when smaller), flipped,
-rotated and elastically deformed (augment.py) identically in image and mask. The loss is
+The U-Net implements the step contract (aekit.training.step; unet.py): its loss is
 BCE-with-logits (binary) or cross-entropy (multi-class) plus dice_weight times the soft Dice
 loss (losses.py), minimised by Adam with a cosine decay of the learning rate to
-min_lr_ratio * lr over all steps.
+min_lr_ratio * lr over all steps. The training data handed to aekit.training.Trainer is the
+index of each pair ({"index": (N,)}); one epoch draws ceil(N / batch_size) batches from a seeded
+permutation, and the batch transform `CropAugment` turns each index into one random crop
+(crop x crop, or the whole image when smaller), flipped, rotated and elastically deformed
+(augment.py) identically in image and mask, from the trainer's checkpointed transform generator.
 
 After each epoch the held-out pairs are predicted whole (by overlapping tiles when larger
-than `tile`) and scored (Dice, IoU, pixel error). The model with the best validation Dice (the
-last one without validation data) is written to out_dir as config.json + model.safetensors;
-every epoch also writes checkpoints/epoch-NNNNN/ (model, Adam state, RNG state, counters,
-history; each file atomic, the folder renamed into place when complete, checkpoints/last.json
-switched to it afterwards) and history.json, so `resume=True` continues where a run stopped.
+than `tile`) and scored (Dice, IoU, pixel error): the trainer's `validate` hook. The model with
+the best validation Dice (the last one without validation data) is written to out_dir as
+config.json + model.safetensors. Everything else is the one trainer's: checkpoints at epoch ends
+and inside epochs (checkpoint_every), bit-exact resume, early stopping on the validation Dice,
+max_time, TensorBoard, data-parallel training (make_segment_trainer(..., dist_ctx=...)).
+Checkpoints of the first release's segmentation trainer still resume (checkpoints.py).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from ... import checkpoint as ckpt
-from ...errors import CheckpointError, ConfigError, TrainingError, check_choice
-from ...training.trainer import resolve_device
-from ...training.checkpoints import read_checkpoint, restore_newest, write_checkpoint
+from ...errors import ConfigError, check_choice
+from ...training.distributed import make_trainer
+from ...training.trainer import TrainConfig, Trainer, parse_checkpoint_every
 from .augment import Augment, random_crops
 from .losses import segmentation_loss
 from .metrics import confusion_matrix, scores_from_confusion
@@ -61,6 +63,9 @@ class SegmentConfig:
     max_time: float | None = None   # seconds; stop after the epoch that crosses it
     keep_checkpoints: int = 2
     device: str = "cpu"
+    early_stopping: int | None = None           # patience in epochs on the validation Dice
+    checkpoint_every: int | str | None = "10m"  # also checkpoint inside epochs (steps or a duration)
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "crop", "tile", "keep_checkpoints"):
@@ -76,6 +81,16 @@ class SegmentConfig:
         self.augment = list(self.augment)
         for a in self.augment:
             check_choice("augment", a, AUGMENTATIONS)
+        parse_checkpoint_every(self.checkpoint_every)
+
+    def train_config(self, n_train: int | None = None) -> TrainConfig:
+        """The one trainer's options for this run (a batch is at most the training set)."""
+        b = self.batch_size if n_train is None else max(1, min(self.batch_size, n_train))
+        return TrainConfig(epochs=self.epochs, batch_size=b, lr=self.lr, weight_decay=self.weight_decay,
+                           seed=self.seed, max_time=self.max_time, keep_checkpoints=self.keep_checkpoints,
+                           device=self.device, early_stopping=self.early_stopping,
+                           checkpoint_every=self.checkpoint_every, tensorboard=self.tensorboard, progress=False,
+                           schedule="none", warmup_steps=0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SegmentConfig":
@@ -122,134 +137,102 @@ def evaluate_model(model: torch.nn.Module, data: SegmentationSet, *, tile: int =
     return {"loss": float(np.mean(losses)), **scores_from_confusion(cm)}
 
 
-class SegmentTrainer:
-    """Trains a SegmentationUNet on a SegmentationSet (see the module docstring)."""
+class CropAugment:
+    """The batch transform of segmentation: {"index": (B,)} -> {"x": (B, C, h, w), "y": (B, h, w)}, one random
+    crop per pair, augmented alike in image and mask (augment.py), drawn from the trainer's generator."""
+
+    def __init__(self, images: list[torch.Tensor], masks: list[torch.Tensor], *, crop: int, augment: Augment) -> None:
+        self.images, self.masks, self.crop, self.augment = images, masks, crop, augment
+
+    def __call__(self, batch: dict, gen: torch.Generator) -> dict:
+        x, y = random_crops(self.images, self.masks, batch["index"].tolist(), self.crop, gen)
+        if self.augment.active:
+            x, y = self.augment(x, y, gen)
+        return {"x": x, "y": y}
+
+
+def _check_data(model: SegmentationUNet, train: SegmentationSet) -> None:
+    if len(train) == 0:
+        raise ConfigError("the training set has no image/mask pairs.")
+    if train.channels != model.in_channels:
+        raise ConfigError(f"the images have {train.channels} channel(s) but the U-Net expects {model.in_channels}.")
+    if train.classes != model.classes:
+        raise ConfigError(f"the masks have {train.classes} classes but the U-Net was built for {model.classes}.")
+
+
+def _trainer_options(model: SegmentationUNet, cfg: SegmentConfig, run_info: dict | None, callbacks) -> dict:
+    model.configure_training(lr=cfg.lr, min_lr_ratio=cfg.min_lr_ratio, weight_decay=cfg.weight_decay,
+                             dice_weight=cfg.dice_weight)
+    return dict(run_info={**(run_info or {}), "train": asdict(cfg)}, callbacks=list(callbacks or []),
+                monitor="val_dice", monitor_mode="max", save_model=save_segmenter,
+                load_model=lambda folder: load_segmenter(folder))
+
+
+def _attach_data(trainer: Trainer, cfg: SegmentConfig, train: SegmentationSet, val: SegmentationSet | None) -> dict:
+    """Give the trainer its batch transform and validation; returns the training data (the pairs' indices)."""
+    images, masks = to_tensors(train, trainer.device)
+    trainer.batch_transform = CropAugment(images, masks, crop=cfg.crop, augment=cfg.augmenter())
+    if val is not None and len(val):
+        def validate(model) -> dict:
+            scores = evaluate_model(model, val, tile=cfg.tile, overlap=cfg.overlap, dice_weight=cfg.dice_weight)
+            return {k: v for k, v in scores.items() if k != "per_class"}
+
+        trainer.validate = validate
+    return {"index": torch.arange(len(train))}
+
+
+def _legacy_history(trainer: Trainer) -> Callable[[dict, Trainer], None]:
+    """history.json as the first release wrote it for segmentation runs: {history, best_epoch, best_dice};
+    without validation data the model of every epoch is kept (the last one), as that release did."""
+    def write(record, t) -> None:
+        if t.out_dir is not None:
+            if t.validate is None:
+                save_segmenter(t.model, t.out_dir)
+            best = t.best_epoch if t.best_epoch is not None else t.epoch
+            ckpt.atomic_write_json(t.out_dir / "history.json", {"history": t.history, "best_epoch": best,
+                                                                 "best_dice": t.best_val})
+    return write
+
+
+class SegmentTrainer(Trainer):
+    """The one Trainer set up for a SegmentationUNet (see the module docstring); no loop of its own."""
 
     def __init__(self, model: SegmentationUNet, config: SegmentConfig | None = None, *, out_dir=None,
-                 run_info: dict | None = None, callbacks: list[Callable[[dict, "SegmentTrainer"], None]] | None = None):
-        self.cfg = config or SegmentConfig()
-        self.device = resolve_device(self.cfg.device)
-        self.model = model.to(self.device)
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.run_info = dict(run_info or {})
-        self.callbacks = list(callbacks or [])
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.gen = torch.Generator().manual_seed(self.cfg.seed)
-        self.augment = self.cfg.augmenter()
-        self.epoch = 0
-        self.step = 0
-        self.best_dice: float | None = None
-        self.best_epoch: int | None = None
-        self.history: list[dict] = []
-        self.elapsed = 0.0
-
-    # ------------------------------------------------------------------ loop
-    def _lr(self, total_steps: int) -> float:
-        progress = min(1.0, self.step / max(1, total_steps))
-        r = self.cfg.min_lr_ratio
-        return self.cfg.lr * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * progress)))
+                 run_info: dict | None = None, callbacks: list[Callable[[dict, Trainer], None]] | None = None):
+        self.segment_cfg = config or SegmentConfig()
+        options = _trainer_options(model, self.segment_cfg, run_info, callbacks)
+        super().__init__(model, self.segment_cfg.train_config(), out_dir=out_dir, **options)
+        self.callbacks.insert(0, _legacy_history(self))
 
     def fit(self, train: SegmentationSet, val: SegmentationSet | None = None, *, resume: bool = False) -> SegmentResult:
-        if len(train) == 0:
-            raise ConfigError("the training set has no image/mask pairs.")
-        if train.channels != self.model.in_channels:
-            raise ConfigError(f"the images have {train.channels} channel(s) but the U-Net expects {self.model.in_channels}.")
-        if train.classes != self.model.classes:
-            raise ConfigError(f"the masks have {train.classes} classes but the U-Net was built for {self.model.classes}.")
-        if resume:
-            self.load_checkpoint()
-        images, masks = to_tensors(train, self.device)
-        b = min(self.cfg.batch_size, len(train))
-        steps_per_epoch = math.ceil(len(train) / b)
-        total_steps = steps_per_epoch * self.cfg.epochs
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_write_json(self.out_dir / "run.json", {**self.run_info, "train": asdict(self.cfg),
-                                                                "model": self.model.config})
-        self.model.train()
-        while self.epoch < self.cfg.epochs:
-            t0 = time.perf_counter()
-            perm = torch.randperm(len(train), generator=self.gen)
-            sums: dict[str, float] = {}
-            for s in range(steps_per_epoch):
-                idx = perm[s * b:(s + 1) * b]  # the last batch of an epoch may be smaller
-                x, y = random_crops(images, masks, idx, self.cfg.crop, self.gen)  # (B, C, h, w), (B, h, w)
-                if self.augment.active:
-                    x, y = self.augment(x, y, self.gen)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self._lr(total_steps)
-                loss, terms = segmentation_loss(self.model(x), y, dice_weight=self.cfg.dice_weight)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}; "
-                                        "lower the learning rate (--lr).")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.step += 1
-                for k, v in {"loss": loss.detach(), **terms}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-            self.epoch += 1
-            record = {"epoch": self.epoch, "step": self.step, "lr": self._lr(total_steps)}
-            record.update({f"train_{k}": v / steps_per_epoch for k, v in sums.items()})
-            best = True
-            if val is not None and len(val):
-                scores = evaluate_model(self.model, val, tile=self.cfg.tile, overlap=self.cfg.overlap,
-                                        dice_weight=self.cfg.dice_weight)
-                record.update({f"val_{k}": v for k, v in scores.items() if k != "per_class"})
-                best = self.best_dice is None or scores["dice"] > self.best_dice
-                if best:
-                    self.best_dice, self.best_epoch = scores["dice"], self.epoch
-            else:
-                self.best_epoch = self.epoch
-            self.elapsed += time.perf_counter() - t0
-            record["time"] = round(self.elapsed, 3)
-            self.history.append(record)
-            if self.out_dir is not None:
-                self.save_checkpoint(best=best)
-            for cb in self.callbacks:
-                cb(record, self)
-            if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
-                break
-        return SegmentResult(self.history, self.best_epoch, self.best_dice, self.elapsed)
+        _check_data(self.model, train)
+        self.cfg = self.segment_cfg.train_config(len(train))
+        data = _attach_data(self, self.segment_cfg, train, val)
+        super().fit(data, None, resume=resume)
+        return segment_result(self)
 
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint_root(self) -> Path:
-        assert self.out_dir is not None
-        return self.out_dir / "checkpoints"
 
-    def save_checkpoint(self, *, best: bool) -> Path:
-        final = write_checkpoint(self.checkpoint_root, self.epoch,
-                                 write_model=lambda folder: save_segmenter(self.model, folder),
-                                 state={"optimizer": self.optimizer.state_dict(), "rng": self.gen.get_state()},
-                                 meta={"step": self.step, "best_dice": self.best_dice, "best_epoch": self.best_epoch,
-                                       "elapsed": self.elapsed, "history": self.history, "train": asdict(self.cfg)},
-                                 keep=self.cfg.keep_checkpoints)
-        if best:
-            save_segmenter(self.model, self.out_dir)
-        ckpt.atomic_write_json(self.out_dir / "history.json", {"history": self.history, "best_epoch": self.best_epoch,
-                                                                "best_dice": self.best_dice})
-        return final
+def segment_result(trainer: Trainer) -> SegmentResult:
+    best = trainer.best_epoch if trainer.validate is not None else trainer.epoch  # no validation: the last
+    return SegmentResult(trainer.history, best, trainer.best_val, trainer.elapsed)
 
-    def load_checkpoint(self) -> Path:
-        """Restore the newest readable checkpoint; a corrupted newest one falls back to the previous."""
-        return restore_newest(self.out_dir, self._restore)
 
-    def _restore(self, path: Path) -> None:
-        meta, state = read_checkpoint(path)
-        saved = load_segmenter(path)
-        ckpt.load_state_into(self.model, saved.state_dict(), source=path / ckpt.WEIGHTS_NAME)
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{str(path)!r}: optimizer state does not match this model ({exc}).") from None
-        self.gen.set_state(state["rng"].cpu())
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.best_dice, self.best_epoch = meta.get("best_dice"), meta.get("best_epoch")
-        self.elapsed, self.history = float(meta.get("elapsed", 0.0)), list(meta.get("history", []))
+def make_segment_trainer(model: SegmentationUNet, cfg: SegmentConfig, train: SegmentationSet,
+                         val: SegmentationSet | None = None, *, out_dir=None, run_info: dict | None = None,
+                         callbacks=None, dist_ctx=None) -> tuple[Trainer, dict]:
+    """(trainer, training data) for a U-Net: the plain Trainer, or a DistributedTrainer inside an initialised
+    multi-process session (aekit.training.distributed). Call trainer.fit(data, resume=...)."""
+    _check_data(model, train)
+    options = _trainer_options(model, cfg, run_info, callbacks)
+    trainer = make_trainer(model, cfg.train_config(len(train)), dist_ctx=dist_ctx, out_dir=out_dir, **options)
+    trainer.callbacks.insert(0, _legacy_history(trainer))
+    return trainer, _attach_data(trainer, cfg, train, val)
 
 
 def fit_segmenter(model: SegmentationUNet, train: SegmentationSet, val: SegmentationSet | None = None, *,
-                  out_dir=None, resume: bool = False, **options) -> SegmentResult:
-    """One call: SegmentTrainer(model, SegmentConfig(**options), out_dir=out_dir).fit(train, val)."""
-    return SegmentTrainer(model, SegmentConfig.from_dict(options), out_dir=out_dir).fit(train, val, resume=resume)
+                  out_dir=None, resume: bool = False, callbacks=None, dist_ctx=None, **options) -> SegmentResult:
+    """Train a U-Net in one call through the one Trainer; options: SegmentConfig's fields."""
+    trainer, data = make_segment_trainer(model, SegmentConfig.from_dict(options), train, val, out_dir=out_dir,
+                                         callbacks=callbacks, dist_ctx=dist_ctx)
+    trainer.fit(data, None, resume=resume)
+    return segment_result(trainer)

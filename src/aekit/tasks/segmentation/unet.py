@@ -18,12 +18,16 @@ deepest map into a code vector for an autoencoder, which fixes the input size.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...backbones.activations import make_activation
 from ...errors import ConfigError, ShapeError, check_choice
+from ...training.step import OptimizerGroup, StepOutput
+from .losses import segmentation_loss
 
 NORMS = ("batch", "none")
 
@@ -102,6 +106,39 @@ class SegmentationUNet(nn.Module):
         for up, block, skip in zip(self.ups, self.up_blocks, reversed(skips)):
             x = block(torch.cat([up(x), skip], dim=1))  # concatenated skip: (B, 2 w_l, H_l, W_l) -> (B, w_l, H_l, W_l)
         return self.head(x)[..., :h, :w]  # (B, 1 or classes, H, W)
+
+    # ----------------------------------------------------------------- step contract (aekit.training.step)
+    def configure_training(self, *, lr: float = 2e-3, min_lr_ratio: float = 0.05, weight_decay: float = 0.0,
+                           dice_weight: float = 1.0) -> "SegmentationUNet":
+        """The training objective and optimizer (not part of the saved config): Adam with a cosine decay of the
+        learning rate from lr to lr * min_lr_ratio over the run; loss = BCE/CE + dice_weight * soft Dice."""
+        self.training_options = {"lr": lr, "min_lr_ratio": min_lr_ratio, "weight_decay": weight_decay,
+                                 "dice_weight": dice_weight}
+        return self
+
+    def _options(self) -> dict:
+        return getattr(self, "training_options", None) or self.configure_training().training_options
+
+    def training_step(self, batch, group: str = "main") -> StepOutput:
+        """Loss of a batch {"x": (B, C, h, w) images, "y": (B, h, w) class maps} or (x, y)."""
+        x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else (batch[0], batch[1])
+        loss, terms = segmentation_loss(self(x), y, dice_weight=self._options()["dice_weight"])
+        weights = {k: (1.0 if k != "dice" else self._options()["dice_weight"]) for k in terms}
+        return StepOutput(loss=loss, terms=terms, weights=weights)
+
+    def validation_step(self, batch) -> StepOutput:
+        return self.training_step(batch)
+
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        o = self._options()
+
+        def schedule(opt, total_steps: int):
+            r = o["min_lr_ratio"]
+            return torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total_steps)))))
+
+        return [OptimizerGroup("main", list(self.parameters()), schedule=schedule,
+                               optimizer=lambda params: torch.optim.Adam(params, lr=o["lr"], weight_decay=o["weight_decay"]))]
 
     @torch.no_grad()
     def predict_labels(self, logits: torch.Tensor) -> torch.Tensor:

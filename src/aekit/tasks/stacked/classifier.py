@@ -4,8 +4,7 @@
 
 Two phases, as in the UFLDL "stacked autoencoders" exercise: the head alone on the frozen
 pretrained codes (softmax regression), then the head and the encoder together. Both run in the
-ordinary aekit Trainer: it feeds one tensor per batch, so the labels ride along as the last
-column of a packed (N, D + 1) tensor (class ids are exact in float32 up to 2**24).
+one aekit Trainer through the step contract (aekit.training.step): the labels travel in (x, y) batches.
 
 A run directory keeps the fine-tuned encoder inside the usual autoencoder files (config.json,
 model.safetensors) and the head in classifier.safetensors (weight (C, w_L), bias (C,); no pickle),
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import checkpoint as ckpt
-from ...errors import ConfigError, DataError, ShapeError
+from ...errors import ConfigError, DataError
 from ...training.trainer import TrainConfig, Trainer
 
 CLASSIFIER_NAME = "classifier.safetensors"
@@ -34,6 +33,8 @@ CLASSIFIER_NAME = "classifier.safetensors"
 class ClassifierOutput:
     loss: torch.Tensor  # () mean cross-entropy
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # cross_entropy, accuracy (batch means)
+    weights: dict[str, float] = field(default_factory=dict)  # loss = sum_k weights[k] * terms[k]
+    batch_size: int | None = None
 
 
 class StackedClassifier(nn.Module):
@@ -51,22 +52,25 @@ class StackedClassifier(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.autoencoder.encode(x))  # (B, *shape) -> (B, C)
 
-    @staticmethod
-    def pack(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(N, *shape), (N,) -> (N, D + 1): the Trainer's one tensor, the label in the last column."""
-        return torch.cat([x.flatten(1).float(), y.reshape(-1, 1).float()], dim=1)
+    def as_input(self, x, *, name: str = "x") -> torch.Tensor:
+        """x as the encoder takes it (flattened images reshaped); see Autoencoder.as_input."""
+        return self.autoencoder.as_input(x, name=name)
 
-    def check_input(self, xy: torch.Tensor, *, name: str = "x") -> None:
-        if xy.dim() != 2 or xy.shape[1] != self.d + 1:
-            raise ShapeError(f"{name} has shape {tuple(xy.shape)}; expected packed (batch, {self.d + 1}) = inputs and labels.")
-
-    def forward(self, xy: torch.Tensor) -> ClassifierOutput:
-        x = xy[:, :-1].reshape(xy.shape[0], *self.autoencoder.input_shape)  # (B, *shape)
-        y = xy[:, -1].long()  # (B,)
-        logits = self.logits(x)
+    def training_step(self, batch, group: str = "main") -> ClassifierOutput:
+        """Cross-entropy of the head on a batch (x, y) or {"x": x, "y": y}: x (B, *shape), y (B,) class ids."""
+        x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else (batch[0], batch[1])
+        logits = self.logits(x)  # (B, C)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()
-        return ClassifierOutput(loss=loss, terms={"cross_entropy": loss, "accuracy": acc})
+        return ClassifierOutput(loss=loss, terms={"cross_entropy": loss, "accuracy": acc},
+                                weights={"cross_entropy": 1.0, "accuracy": 0.0})
+
+    def validation_step(self, batch) -> ClassifierOutput:
+        return self.training_step(batch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) of x (B, *shape)."""
+        return self.logits(x)
 
 
 def _check_labels(y: torch.Tensor | None, n: int, name: str) -> torch.Tensor:
@@ -106,13 +110,13 @@ def finetune_classifier(autoencoder: nn.Module, x_train: torch.Tensor, y_train, 
         n_classes = int(max(int(y_train.max()), int(y_val.max()) if has_val else 0)) + 1
     if int(y_train.max()) >= n_classes:
         raise DataError(f"labels go up to {int(y_train.max())} but n_classes={n_classes}.")
-    base = dataclasses.replace(config or TrainConfig(), binarize="none")  # the label column is not a pixel
+    base = dataclasses.replace(config or TrainConfig(), binarize="none")  # the classifier sees the inputs as given
     clf = StackedClassifier(autoencoder, n_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(base.seed)
         clf.head.reset_parameters()
-    train_xy = StackedClassifier.pack(x_train, y_train)
-    val_xy = StackedClassifier.pack(x_val, y_val) if has_val else None
+    train_xy = (x_train, y_train)  # labels travel in the batch
+    val_xy = (x_val, y_val) if has_val else None
     probe_x, probe_y = (x_val, y_val) if has_val else (x_train, y_train)
     history: list[dict] = []
     summary = {"n_classes": n_classes, "accuracy_pretrained": None, "accuracy_finetuned": None,

@@ -1,0 +1,64 @@
+"""The single-group fast path, old and new trainer in ONE process, alternating (steadier than separate runs on
+a shared machine): the old source tree is imported under another name (a copy of its aekit package named
+aekit_old), both build the same 784-512-256-32 MLP autoencoder from the same seed, and each round times
+`fit` of both on the same MNIST-sized random data (rows x 784, batch 128), one thread.
+
+    python benchmarks/fast_path_inprocess.py OLD_SRC [--rows 20000] [--epochs 1] [--rounds 5]
+
+Prints per-round wall and CPU seconds of each fit call and their medians (new / old).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("old_src")
+    p.add_argument("--rows", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    shutil.copytree(Path(a.old_src) / "aekit", tmp / "aekit_old")
+    sys.path.insert(0, str(tmp))
+    import torch
+
+    torch.set_num_threads(1)
+    new = importlib.import_module("aekit")
+    old = importlib.import_module("aekit_old")
+    assert Path(new.__file__).resolve() != Path(old.__file__).resolve()
+    x = torch.rand(a.rows, 784, generator=torch.Generator().manual_seed(0))
+    wall: dict[str, list[float]] = {"old": [], "new": []}
+    cpu: dict[str, list[float]] = {"old": [], "new": []}
+    losses = {}
+    for i in range(a.rounds):
+        order = (("old", old), ("new", new)) if i % 2 == 0 else (("new", new), ("old", old))
+        for name, pkg in order:
+            model = pkg.build("ae", input_shape=(784,), hidden=[512, 256], latent_dim=32, seed=0)
+            c, w = time.process_time(), time.perf_counter()
+            r = pkg.fit(model, x, epochs=a.epochs, batch_size=128, progress=False, device="cpu",
+                        checkpoint_every=None, warmup_steps=10)
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - w)
+            losses[name] = r.history[-1]["train_loss"]
+            print(f"round {i + 1} {name}: {wall[name][-1]:.3f} s wall, {cpu[name][-1]:.3f} s cpu", flush=True)
+    mw = {k: statistics.median(v) for k, v in wall.items()}
+    mc = {k: statistics.median(v) for k, v in cpu.items()}
+    print(json.dumps({"median_wall": mw, "wall_new_over_old": mw["new"] / mw["old"], "median_cpu": mc,
+                      "cpu_new_over_old": mc["new"] / mc["old"], "final_loss": losses, "rows": a.rows,
+                      "epochs": a.epochs}))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
