@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aekit.training.step import OptimizerGroup, StepOutput
+from aekit.step import OptimizerGroup, StepOutput
 
 
 class TwoGroups(nn.Module):

@@ -16,7 +16,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import aekit
 from aekit.errors import CheckpointError, ConfigError
-from aekit.training.step import OptimizerGroup, StepOutput, check_batch, index_batch, optimizer_groups_of
+from aekit.step import OptimizerGroup, StepOutput, check_batch, index_batch, optimizer_groups_of
 from aekit.training.trainer import TrainConfig, Trainer
 from cli_helpers import cli
 

@@ -213,7 +213,7 @@ class Autoencoder(nn.Module):
         lik = self.likelihood
         return not self.regularizers and isinstance(lik, GaussianLikelihood) and not lik.learn_sigma
 
-    # ----------------------------------------------------------------- step contract (aekit.training.step)
+    # ----------------------------------------------------------------- step contract (aekit.step)
     def training_step(self, batch, group: str = "main") -> AEOutput:
         """The objective on a batch x, (x, y) or {"x": x, "y": y}; y is used by a conditional model only."""
         if isinstance(batch, torch.Tensor):
@@ -227,7 +227,7 @@ class Autoencoder(nn.Module):
             return self.training_step(batch)
 
     def optimizer_groups(self) -> list:
-        from .training.step import OptimizerGroup  # the contract's type; no import of the trainer
+        from .step import OptimizerGroup  # the contract's type; no import of the trainer
 
         return [OptimizerGroup("main", list(self.parameters()))]
 

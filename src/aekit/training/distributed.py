@@ -47,7 +47,7 @@ import torch.distributed as dist
 
 from ..errors import AekitError, CheckpointError, ConfigError
 from .run_lock import RunLock
-from .step import batch_rows, map_batch
+from ..step import batch_rows, map_batch
 from .trainer import TrainConfig, Trainer
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

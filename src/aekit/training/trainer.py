@@ -1,6 +1,6 @@
 """The Trainer: one small, model-agnostic loop for every variant.
 
-Every model trains through the step contract (aekit.training.step): `training_step(batch)`
+Every model trains through the step contract (aekit.step): `training_step(batch)`
 returns the loss and its named terms, `validation_step(batch)` scores held-out data, and
 `optimizer_groups()` says which parameters each optimizer steps (one group by default; several
 for adversarial priors, discriminators, auxiliary parameters: each with its own optimizer,
@@ -51,7 +51,7 @@ from ..errors import AekitWarning, ConfigError, ShortRunWarning, TrainingError, 
 from ..inputs import as_float_tensor, is_array_like
 from .run_lock import RunLock
 from .checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
-from .step import (OptimizerGroup, batch_rows, check_batch, index_batch, map_batch, optimizer_groups_of,
+from ..step import (OptimizerGroup, batch_rows, check_batch, index_batch, map_batch, optimizer_groups_of,
                    slice_batch)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -244,7 +244,7 @@ def validation_mode(model: nn.Module, seed: int, device: torch.device | None = N
 
 
 class Trainer(CheckpointMixin):
-    """Train any module that implements the step contract (aekit.training.step), or whose forward returns
+    """Train any module that implements the step contract (aekit.step), or whose forward returns
     .loss and .terms.
 
     batch_transform: f(batch, generator) -> batch, applied to each training batch after slicing (a task's

@@ -1,7 +1,7 @@
 """Training a segmentation U-Net through the one Trainer: random crops and augmentation as a batch
 transform, BCE/CE + Dice, Adam with a cosine schedule, best epoch by validation Dice.
 
-The U-Net implements the step contract (aekit.training.step; unet.py): its loss is
+The U-Net implements the step contract (aekit.step; unet.py): its loss is
 BCE-with-logits (binary) or cross-entropy (multi-class) plus dice_weight times the soft Dice
 loss (losses.py), minimised by Adam with a cosine decay of the learning rate to
 min_lr_ratio * lr over all steps. The training data handed to aekit.training.Trainer is the

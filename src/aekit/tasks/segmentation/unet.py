@@ -26,7 +26,7 @@ from torch import nn
 
 from ...backbones.activations import make_activation
 from ...errors import ConfigError, ShapeError, check_choice
-from ...training.step import OptimizerGroup, StepOutput
+from ...step import OptimizerGroup, StepOutput
 from .losses import segmentation_loss
 
 NORMS = ("batch", "none")
@@ -107,7 +107,7 @@ class SegmentationUNet(nn.Module):
             x = block(torch.cat([up(x), skip], dim=1))  # concatenated skip: (B, 2 w_l, H_l, W_l) -> (B, w_l, H_l, W_l)
         return self.head(x)[..., :h, :w]  # (B, 1 or classes, H, W)
 
-    # ----------------------------------------------------------------- step contract (aekit.training.step)
+    # ----------------------------------------------------------------- step contract (aekit.step)
     def configure_training(self, *, lr: float = 2e-3, min_lr_ratio: float = 0.05, weight_decay: float = 0.0,
                            dice_weight: float = 1.0) -> "SegmentationUNet":
         """The training objective and optimizer (not part of the saved config): Adam with a cosine decay of the

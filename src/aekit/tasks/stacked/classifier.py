@@ -4,7 +4,7 @@
 
 Two phases, as in the UFLDL "stacked autoencoders" exercise: the head alone on the frozen
 pretrained codes (softmax regression), then the head and the encoder together. Both run in the
-one aekit Trainer through the step contract (aekit.training.step): the labels travel in (x, y) batches.
+one aekit Trainer through the step contract (aekit.step): the labels travel in (x, y) batches.
 
 A run directory keeps the fine-tuned encoder inside the usual autoencoder files (config.json,
 model.safetensors) and the head in classifier.safetensors (weight (C, w_L), bias (C,); no pickle),

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 Batch = Any  # torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
 
