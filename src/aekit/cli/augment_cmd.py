@@ -20,9 +20,9 @@ from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
 from ..training.runs import load_run, run_data
 from ..units import OutputUnits
-from .inspect_cmd import _out_path
+from .options import out_path
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def add_augment_parser(sub) -> None:
@@ -63,7 +63,7 @@ def augment_run(run_dir, *, n: int, data=None, data_dir=None, split=None, label=
 
 
 def run_augment(args) -> int:
-    out = _out_path(args.out, (".npz",))
+    out = out_path(args.out, (".npz",))
     x, y, what = augment_run(args.run_dir, n=args.n, data=args.data, data_dir=args.data_dir, split=args.split,
                              label=args.label, method=args.method, temperature=args.temperature, seed=args.seed)
     buf = io.BytesIO()

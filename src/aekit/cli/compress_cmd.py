@@ -18,9 +18,9 @@ from ..tasks.compression.codec import CODEC_DIR
 from ..errors import CheckpointError, ConfigError, DataError
 from ..training.runs import load_run, run_data
 from ..units import OutputUnits
-from .inspect_cmd import _out_path, _save_npy
+from .options import out_path, save_npy
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def add_compress_parsers(sub) -> None:
@@ -97,7 +97,7 @@ def run_compress(args) -> int:
 
 
 def run_decompress(args) -> int:
-    out = _out_path(args.out, (".npy",))
+    out = out_path(args.out, (".npy",))
     model, info = load_run(args.run_dir)
     header, _ = read_container(args.file)
     path = codec_path(args.run_dir, header["bits"])
@@ -112,6 +112,6 @@ def run_decompress(args) -> int:
     if not np.isfinite(x_hat).all():
         raise DataError(f"{str(args.file)!r}: decoding gives non-finite values (its scale / offset or this model's "
                         "decoder); nothing written.")
-    _save_npy(out, x_hat)
+    save_npy(out, x_hat)
     print(f"wrote {tuple(x_hat.shape)} reconstructions to {out}", file=sys.stderr)
     return 0

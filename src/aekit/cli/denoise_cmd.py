@@ -15,8 +15,7 @@ import numpy as np
 from ..tasks.denoise import add_noise, denoise, denoising_metrics
 from ..training.runs import load_run, run_data
 from ..units import OutputUnits
-from .inspect_cmd import _out_path, _save_npy
-from .train_cmd import add_data_options
+from .options import add_data_options, out_path, save_npy
 
 
 def add_denoise_parser(sub) -> None:
@@ -37,16 +36,16 @@ def add_denoise_parser(sub) -> None:
 
 
 def run_denoise(args) -> int:
-    out = _out_path(args.out, (".npy",))
-    noisy_out = _out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
+    out = out_path(args.out, (".npy",))
+    noisy_out = out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
     model, info = load_run(args.run_dir)
     x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
                               max_samples=args.max_samples)
     x_noisy = add_noise(x, args.noise, seed=args.seed) if args.noise else x
     x_hat = denoise(model, x_noisy)
-    _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32))
+    save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32))
     if noisy_out is not None:  # the input made here, not a model output: converted, not clipped
-        _save_npy(noisy_out, ds.to_raw(x_noisy).numpy().astype(np.float32))
+        save_npy(noisy_out, ds.to_raw(x_noisy).numpy().astype(np.float32))
     print(f"wrote {tuple(x_hat.shape)} denoised samples of {what} to {out}", file=sys.stderr)
     if args.noise:
         metrics = {"data": what, "noise": args.noise, "images": int(x.shape[0]), **denoising_metrics(x, x_noisy, x_hat)}

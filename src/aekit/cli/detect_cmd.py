@@ -29,9 +29,11 @@ from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
 from ..training.runs import load_run, run_data, subset_rows
-from .inspect_cmd import _save_npy, batched, image_grid
+from .options import save_npy
+from ..evaluation import batched
+from ..image_grid import image_grid
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def class_list(text: str) -> list[int]:
@@ -106,7 +108,7 @@ def _write_maps(folder: Path, model, x: torch.Tensor, scores: np.ndarray, png: i
     folder.mkdir(parents=True, exist_ok=True)
     maps = error_maps(model, x)  # (N, *input_shape) squared errors; each sums to the sample's SSE
     written = [str(folder / "error_maps.npy")]
-    _save_npy(folder / "error_maps.npy", maps.numpy().astype(np.float32))
+    save_npy(folder / "error_maps.npy", maps.numpy().astype(np.float32))
     if png is not None:
         top = np.argsort(-scores, kind="stable")[:png]  # the highest scores first
         idx = torch.from_numpy(top.copy())

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def port_number(text: str) -> int:

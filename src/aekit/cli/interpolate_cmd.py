@@ -17,8 +17,9 @@ from ..errors import ConfigError, DataError
 from ..interpolation import MODES
 from ..training.runs import load_run, run_data
 from ..units import OutputUnits
-from .inspect_cmd import _out_path, _save_npy, image_grid
-from .train_cmd import add_data_options
+from .options import out_path, save_npy
+from ..image_grid import image_grid
+from .options import add_data_options
 
 
 def index_pair(text: str) -> list[int]:
@@ -68,11 +69,11 @@ def interpolate_run(run_dir, *, pair=(0, 1), steps: int = 8, mode: str = "linear
 
 
 def run_interpolate(args) -> int:
-    out = _out_path(args.out, (".npy", ".png"))
+    out = out_path(args.out, (".npy", ".png"))
     path, ds, model = interpolate_run(args.run_dir, pair=args.pair, steps=args.steps, mode=args.mode, data=args.data,
                                       data_dir=args.data_dir, split=args.split)
     if out.suffix.lower() == ".npy":
-        _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(path).numpy().astype(np.float32))
+        save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(path).numpy().astype(np.float32))
     else:
         if len(model.input_shape) != 3:
             raise ConfigError(f"--out .png needs an image model; this one has input_shape={model.input_shape}. Use .npy.")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def add_report_parsers(sub) -> None:
@@ -67,7 +67,7 @@ def train_variant(name: str, *, data: str, data_dir: str | None, out: Path, epoc
     from ..data import load_data
     from ..training.trainer import TrainConfig, Trainer
 
-    from .train_cmd import absolute_dir, absolute_source
+    from .options import absolute_dir, absolute_source
 
     data_info = {"source": absolute_source(data), "data_dir": absolute_dir(data_dir), "val_fraction": 0.1,
                  "seed": seed, "max_samples": max_samples}
