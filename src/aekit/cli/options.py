@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import io
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, check_choice, did_you_mean
+from ..npy_file import save_npy  # noqa: F401 - the output option helpers' writer
 from ..registry import AXES, parse_spec_string
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
@@ -454,17 +454,6 @@ def out_path(path: str, suffixes: tuple[str, ...]) -> Path:
         raise ConfigError(f"--out must end in {' or '.join(suffixes)}; got {path!r}.")
     p.parent.mkdir(parents=True, exist_ok=True)
     return p
-
-
-def save_npy(path: Path, array) -> None:
-    """An array as .npy, written atomically (no pickle)."""
-    import numpy as np
-
-    from ..checkpoint import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------------- --config FILE

@@ -62,21 +62,13 @@ def run_report(args) -> int:
 
 def train_variant(name: str, *, data: str, data_dir: str | None, out: Path, epochs: int, latent_dim: int | None,
                   max_samples: int | None, seed: int) -> Path:
-    """Train one named variant the way `aekit demo` does; returns its run directory."""
-    from ..build import build
-    from ..data import load_data
-    from ..training.trainer import TrainConfig, Trainer
+    """Train one named variant the way `aekit demo` does (aekit.tasks.demo.train_quick); returns its run directory."""
+    from ..tasks.demo import train_quick
+    from .options import absolute_dir, absolute_source, data_defaults
 
-    from .options import absolute_dir, absolute_source
-
-    data_info = {"source": absolute_source(data), "data_dir": absolute_dir(data_dir), "val_fraction": 0.1,
-                 "seed": seed, "max_samples": max_samples}
-    ds = load_data(data, **{k: v for k, v in data_info.items() if k != "source" and v is not None})
-    model = build(name, input_shape=ds.shape, latent_dim=latent_dim, seed=seed)
-    cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, schedule="cosine", seed=seed, progress=False)
-    run_info = {"variant": name, "data": data_info, "dataset": ds.to_dict()}
-    Trainer(model, cfg, out_dir=out, run_info=run_info).fit(ds.train, ds.val)
-    return out
+    data_info = {"source": absolute_source(data), "data_dir": absolute_dir(data_dir),
+                 "val_fraction": data_defaults()["val_fraction"], "seed": seed, "max_samples": max_samples}
+    return train_quick(name, data=data_info, out=out, epochs=epochs, latent_dim=latent_dim, seed=seed)
 
 
 def resolve_runs(args) -> tuple[list[Path], bool]:
