@@ -1,4 +1,5 @@
-"""Evaluate a trained run directory: reconstruction metrics, the ELBO and IWAE bound of VAEs, probes of the codes.
+"""Evaluate and use a trained run directory: reconstruction metrics, the ELBO and IWAE bound of VAEs, probes
+of the codes; its codes, reconstructions, samples and interpolation paths.
 
 What `aekit evaluate` prints, `aekit report` and `aekit compare` tabulate, and a Python user calls:
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .metrics import (active_units, elbo_terms, iwae_bound, knn_accuracy, linear_probe_accuracy,
                       reconstruction_metrics, ssim)
 from .training.runs import load_run, run_data
@@ -128,3 +129,25 @@ def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None) -> d
     model, info = load_run(run_dir)
     x = model.sample(n, generator=torch.Generator().manual_seed(seed), label=label)
     return {"model": model, "x": x, "raw": OutputUnits.from_run(info, model).to_raw(x)}
+
+
+def interpolate_run(run_dir, *, pair=(0, 1), steps: int = 8, mode: str = "linear", data=None, data_dir=None,
+                    split=None) -> tuple[torch.Tensor, object, torch.nn.Module]:
+    """(path (steps, *shape) in model units, the dataset, the model) for rows pair[0], pair[1] of the data."""
+    model, info = load_run(run_dir)
+    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
+    if len(pair) != 2:
+        raise ConfigError(f"--pair must be two row indices I,J; got {','.join(map(str, pair))!r}.")
+    for i in pair:
+        if not -x.shape[0] <= i < x.shape[0]:
+            raise ConfigError(f"--pair index {i} is out of range for {what}, which has {x.shape[0]} rows.")
+    i, j = pair
+    labels = None
+    if getattr(model, "num_classes", 0):
+        if y is None:
+            raise DataError(f"this run is conditional (num_classes={model.num_classes}) and needs the labels of the two "
+                            f"rows, but {what} has none.")
+        labels = (int(y[i]), int(y[j]))
+    with torch.no_grad():
+        path = model.interpolate(x[i], x[j], steps=steps, mode=mode, y=labels)  # (steps, *shape)
+    return path, ds, model

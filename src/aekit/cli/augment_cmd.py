@@ -12,17 +12,11 @@ import io
 import sys
 
 import numpy as np
-import torch
 
-from ..tasks.augment import METHODS, augment
 from ..checkpoint import atomic_write_bytes
-from ..data.load import NAMED_SOURCES
-from ..errors import ConfigError, DataError
-from ..training.runs import load_run, run_data
-from ..units import OutputUnits
-from .options import out_path
+from ..tasks.augment import METHODS, augment_run
+from .options import add_data_options, out_path
 from .parser import positive_int
-from .options import add_data_options
 
 
 def add_augment_parser(sub) -> None:
@@ -42,24 +36,6 @@ def add_augment_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
     p.add_argument("--out", required=True, help="output .npz with arrays x and y")
     p.set_defaults(func=run_augment)
-
-
-def augment_run(run_dir, *, n: int, data=None, data_dir=None, split=None, label=None, method: str = "auto",
-                temperature: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x (n, *shape) in the data's units, y (n,) int64, a description of the source)."""
-    model, info = load_run(run_dir)
-    if split is None and (data is None or str(data).strip().lower() in NAMED_SOURCES):
-        split = "train"  # perturb training samples, never test ones, unless asked
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
-    if label is not None and model.num_classes and not 0 <= label < model.num_classes:
-        raise ConfigError(f"--label must be a class index in 0..{model.num_classes - 1}; got {label}.")
-    if y is None and method != "prior" and not (method == "auto" and model.num_classes):
-        raise DataError(f"perturbing real samples keeps their labels, but {what} has none; use labelled data "
-                        "or a conditional run (cvae).")
-    x_syn, y_syn = augment(model, n, x=x, y=y, label=label, method=method, temperature=temperature,
-                           generator=torch.Generator().manual_seed(seed))
-    x_raw = OutputUnits.from_dataset(ds, model).to_raw(x_syn).numpy().astype(np.float32)  # the data's units
-    return x_raw, y_syn.numpy().astype(np.int64), what
 
 
 def run_augment(args) -> int:

@@ -10,11 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
-
-from ..tasks.denoise import add_noise, denoise, denoising_metrics
-from ..training.runs import load_run, run_data
-from ..units import OutputUnits
+from ..tasks.denoise import denoise_run
 from .options import add_data_options, out_path, save_npy
 
 
@@ -38,17 +34,14 @@ def add_denoise_parser(sub) -> None:
 def run_denoise(args) -> int:
     out = out_path(args.out, (".npy",))
     noisy_out = out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
-    model, info = load_run(args.run_dir)
-    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
-                              max_samples=args.max_samples)
-    x_noisy = add_noise(x, args.noise, seed=args.seed) if args.noise else x
-    x_hat = denoise(model, x_noisy)
-    save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32))
-    if noisy_out is not None:  # the input made here, not a model output: converted, not clipped
-        save_npy(noisy_out, ds.to_raw(x_noisy).numpy().astype(np.float32))
-    print(f"wrote {tuple(x_hat.shape)} denoised samples of {what} to {out}", file=sys.stderr)
+    result = denoise_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
+                         max_samples=args.max_samples, noise=args.noise, seed=args.seed)
+    save_npy(out, result["denoised"])
+    if noisy_out is not None:
+        save_npy(noisy_out, result["noisy"])
+    print(f"wrote {tuple(result['denoised'].shape)} denoised samples of {result['data']} to {out}", file=sys.stderr)
     if args.noise:
-        metrics = {"data": what, "noise": args.noise, "images": int(x.shape[0]), **denoising_metrics(x, x_noisy, x_hat)}
+        metrics = result["metrics"]
         if args.json:
             print(json.dumps(metrics))
         else:

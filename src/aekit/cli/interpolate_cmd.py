@@ -11,11 +11,10 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..evaluation import interpolate_run
 from ..interpolation import MODES
-from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .options import out_path, save_npy
 from ..image_grid import image_grid
@@ -44,28 +43,6 @@ def add_interpolate_parser(sub) -> None:
     p.add_argument("--mode", choices=MODES, default="linear", help="linear (straight line) or slerp (great circle)")
     p.add_argument("--out", required=True, help="output .npy (steps x shape, in the data's units) or .png (a row)")
     p.set_defaults(func=run_interpolate)
-
-
-def interpolate_run(run_dir, *, pair=(0, 1), steps: int = 8, mode: str = "linear", data=None, data_dir=None,
-                    split=None) -> tuple[torch.Tensor, object, torch.nn.Module]:
-    """(path (steps, *shape) in model units, the dataset, the model) for rows pair[0], pair[1] of the data."""
-    model, info = load_run(run_dir)
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
-    if len(pair) != 2:
-        raise ConfigError(f"--pair must be two row indices I,J; got {','.join(map(str, pair))!r}.")
-    for i in pair:
-        if not -x.shape[0] <= i < x.shape[0]:
-            raise ConfigError(f"--pair index {i} is out of range for {what}, which has {x.shape[0]} rows.")
-    i, j = pair
-    labels = None
-    if getattr(model, "num_classes", 0):
-        if y is None:
-            raise DataError(f"this run is conditional (num_classes={model.num_classes}) and needs the labels of the two "
-                            f"rows, but {what} has none.")
-        labels = (int(y[i]), int(y[j]))
-    with torch.no_grad():
-        path = model.interpolate(x[i], x[j], steps=steps, mode=mode, y=labels)  # (steps, *shape)
-    return path, ds, model
 
 
 def run_interpolate(args) -> int:

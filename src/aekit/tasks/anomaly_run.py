@@ -18,7 +18,6 @@ import torch
 from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..data.load import NAMED_SOURCES
 from ..errors import ConfigError, DataError
-from ..evaluation import batched
 from ..image_grid import image_grid
 from ..npy_file import save_npy
 from ..training.runs import load_run, run_data, subset_rows
@@ -60,7 +59,8 @@ def _write_maps(folder: Path, model, x: torch.Tensor, scores: np.ndarray, png: i
         top = np.argsort(-scores, kind="stable")[:png]  # the highest scores first
         idx = torch.from_numpy(top.copy())
         x_top = x[idx]
-        x_hat = batched(model.reconstruct, x_top)
+        with torch.no_grad():  # (n, *shape), in batches of 1000
+            x_hat = torch.cat([model.reconstruct(x_top[k:k + 1000]) for k in range(0, x_top.shape[0], 1000)])
         rows = map_grid(x_top.numpy(), x_hat.numpy(), maps[idx].numpy())  # (3n, C, H, W)
         from PIL import Image
 
