@@ -107,3 +107,57 @@ def compare_variants(variants, *, out, epochs: int, latent_dim: int, seed: int =
     if markdown is not None:
         atomic_write_bytes(out / "results.md", (markdown(rows, COLUMNS) + "\n").encode())
     return rows
+
+
+def runs_or_variants(items, *, data: str | None, data_dir: str | None = None, epochs: int, latent_dim: int | None = None,
+                     max_samples: int | None = None, seed: int = 0, workdir=None, overwrite: bool = False,
+                     log: Callable[[str], None] = lambda line: None) -> tuple[list[Path], bool]:
+    """(run directories, whether any was trained): run directories as given, variant names trained into workdir.
+
+    A folder holding a run wins over a variant of the same name; every name is checked before anything is
+    trained. workdir defaults to a new temporary folder; runs already there are refused unless overwrite."""
+    import shutil
+    import tempfile
+
+    from ..errors import ConfigError, did_you_mean
+    from ..variants import VARIANTS
+
+    def is_run_dir(item: str) -> bool:
+        path = Path(item)
+        return (path / "config.json").is_file() or (path.is_dir() and item not in VARIANTS)
+
+    for item in items:  # every name checked before anything is trained
+        if is_run_dir(item):
+            continue
+        if item not in VARIANTS:
+            raise ConfigError(f"{item!r} is neither a run directory nor a variant ({', '.join(VARIANTS)})."
+                              + did_you_mean(item, VARIANTS))
+        if data is None:
+            raise ConfigError(f"--data is required to train variant {item!r} (e.g. --data digits).")
+    run_dirs, folder = [], None
+    for item in items:
+        if is_run_dir(item):
+            if item in VARIANTS:
+                log(f"aekit: using the run directory {item!r}, not the variant of that name")
+            run_dirs.append(Path(item))  # load_run names what is missing in a folder that holds no run
+            continue
+        if folder is None:
+            folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="aekit-compare-"))
+        out = folder / item
+        if (out / "run.json").exists():
+            if not overwrite:
+                raise ConfigError(f"{str(out)!r} already holds a run; pass it as a RUN_DIR to reuse it, "
+                                  "or --overwrite to train it again.")
+            shutil.rmtree(out)
+        log(f"training {item} on {data} for {epochs} epochs into {out}")
+        data_info = {"source": data, "data_dir": data_dir, "val_fraction": _val_fraction(), "seed": seed,
+                     "max_samples": max_samples}
+        run_dirs.append(train_quick(item, data=data_info, out=out, epochs=epochs, latent_dim=latent_dim, seed=seed))
+    return run_dirs, folder is not None
+
+
+def _val_fraction() -> float:
+    """load_data's default held-out share, recorded with each run."""
+    import inspect
+
+    return inspect.signature(load_data).parameters["val_fraction"].default
