@@ -391,3 +391,22 @@ def test_adapter_builds_todays_models_from_the_command_line():
     cfg = model.config
     assert cfg["corruption"] == {"kind": "masking", "level": 0.2} and cfg["code_activation"] == "sigmoid"
     assert cfg["regularizers"]["kl_sparsity"]["rho"] == 0.05 and cfg["latent_dim"] == 3 and cfg["hidden"] == [8]
+
+
+def test_every_commands_shown_default_is_its_parsers_default():
+    """Outside the generated groups, '(default: X)' shows the argparse default (via %(default)s), never a stale literal."""
+    import argparse
+
+    root = make_parser()
+    stale = []
+    for name, sub in root._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if action.default in (None, argparse.SUPPRESS) or isinstance(action.default, bool) or not action.help:
+                continue
+            shown = re.findall(r"\(default: ([^)]*)\)", action.help % {"default": action.default}
+                               if "%(default)" in action.help else action.help.replace("%%", "%"))
+            value = (",".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default))
+            for text in shown:  # the value, maybe followed by '; a note' or ', a note'
+                if not re.fullmatch(rf"{re.escape(value)}([;,] .*)?", text):
+                    stale.append((name, action.dest, text, action.default))
+    assert not stale, stale

@@ -32,8 +32,8 @@ def add_augment_parser(sub) -> None:
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="prior (conditional runs), posterior (any VAE), auto: prior when conditional (default)")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="scale of the prior's or posterior's standard deviation (default: 1; 0: means only)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+                   help="scale of the prior's or posterior's standard deviation (default: %(default)s; 0: means only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
     p.add_argument("--out", required=True, help="output .npz with arrays x and y")
     p.set_defaults(func=run_augment)
 

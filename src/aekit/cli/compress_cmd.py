@@ -24,7 +24,7 @@ def add_compress_parsers(sub) -> None:
     add_data_options(p, required=True, max_samples=True)
     p.add_argument("--split", default=None, help="split of a named dataset (default: test)")
     p.add_argument("--out", required=True, help="output container file (.aekc)")
-    p.add_argument("--bits", type=positive_int, default=8, help="quantizer bits per code dimension, 1-16 (default: 8)")
+    p.add_argument("--bits", type=positive_int, default=8, help="quantizer bits per code dimension, 1-16 (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default="range",
                    help="entropy coder: range (fitted per-dimension model, default), lzma or zlib (general-purpose)")
     p.add_argument("--refit", action="store_true", help="refit the quantizer and entropy model on the run's training data")

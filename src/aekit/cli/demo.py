@@ -18,11 +18,11 @@ from .parser import markdown_table, positive_int, print_table
 def add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train several variants on digits and print a comparison table",
                        description="Train linear, ae, dae, sparse_kl, cae and vae on the bundled digits and compare them.")
-    p.add_argument("--out", default="aekit-demo", help="folder for the runs and the table (default: ./aekit-demo)")
-    p.add_argument("--epochs", type=positive_int, default=60, help="epochs per variant (default: 60)")
-    p.add_argument("--latent-dim", type=positive_int, default=8, help="code size of every model (default: 8)")
+    p.add_argument("--out", default="aekit-demo", help="folder for the runs and the table (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=60, help="epochs per variant (default: %(default)s)")
+    p.add_argument("--latent-dim", type=positive_int, default=8, help="code size of every model (default: %(default)s)")
     p.add_argument("--variants", default=",".join(DEMO_VARIANTS), help="comma-separated variants to train")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.set_defaults(func=run_demo)
 
 

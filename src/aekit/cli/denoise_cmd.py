@@ -25,7 +25,7 @@ def add_denoise_parser(sub) -> None:
     p.add_argument("--noise", default=None,
                    help="corrupt the (clean) data first and evaluate: gaussian:STD, gaussian_clipped:STD, "
                         "salt_and_pepper:P, masking:P (pixel units)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: %(default)s)")
     p.add_argument("--save-noisy", default=None, help="also write the noisy input (.npy) when --noise is given")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=run_denoise)

@@ -59,7 +59,7 @@ def add_detect_parser(sub) -> None:
                    help="auto (-ELBO for VAEs, else nll), nll (reconstruction NLL), sse (squared error), elbo")
     p.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
                    help=f"posterior draws per input for -ELBO (default: {DEFAULT_SAMPLES})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws (default: %(default)s)")
     p.add_argument("--normal-classes", type=class_list, default=None,
                    help="class labels that are normal, e.g. 3 or 3,5: the others count as outliers for AUROC")
     p.add_argument("--maps", default=None, help="folder for error_maps.npy: per-pixel (per-feature) squared errors")

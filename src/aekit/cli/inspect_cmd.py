@@ -20,7 +20,7 @@ def add_inspect_parsers(sub) -> None:
     add_data_options(p, required=False, max_samples=True)
     p.add_argument("--split", default=None, help="split of a named dataset: train, val, test, all (default: test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--elbo-samples", type=positive_int, default=1, help="posterior samples per image for the ELBO (default: 1)")
+    p.add_argument("--elbo-samples", type=positive_int, default=1, help="posterior samples per image for the ELBO (default: %(default)s)")
     p.add_argument("--iwae-k", type=positive_int, default=None,
                    help="add nll_iwae, the importance-weighted NLL estimate with K samples (VAEs), and active_units")
     p.add_argument("--probe", action="store_true",
@@ -37,9 +37,9 @@ def add_inspect_parsers(sub) -> None:
 
     p = sub.add_parser("sample", help="draw samples from a VAE's prior", description="Decode draws z ~ N(0, I).")
     p.add_argument("run_dir", help="a run directory of a generative variant (vae, beta_vae)")
-    p.add_argument("-n", type=positive_int, default=16, help="number of samples (default: 16)")
+    p.add_argument("-n", type=positive_int, default=16, help="number of samples (default: %(default)s)")
     p.add_argument("--out", required=True, help="output .npy (array, in the training data's units) or .png (image grid)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: %(default)s)")
     p.add_argument("--label", type=int, default=None, metavar="K",
                    help="class of every sample (conditional runs, 'cvae'; default: the classes in turn)")
     p.set_defaults(func=run_sample)

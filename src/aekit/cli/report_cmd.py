@@ -24,7 +24,7 @@ def add_report_parsers(sub) -> None:
     p.add_argument("--out", default=None, help="output .html (default: RUN_DIR/report.html)")
     add_data_options(p, required=False, max_samples=True)
     p.add_argument("--tsne", action="store_true", help="add a t-SNE map of the codes (slower)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets and draws (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets and draws (default: %(default)s)")
     p.set_defaults(func=run_report)
 
     p = sub.add_parser("compare", help="compare runs (or variants, trained first) side by side",
@@ -34,16 +34,16 @@ def add_report_parsers(sub) -> None:
                                    "given) is the evaluation data of all of them.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR|VARIANT",
                    help="run directories, or variant names to train (a folder holding a run wins over a variant name)")
-    p.add_argument("--out", default="compare.html", help="output .html (default: compare.html)")
+    p.add_argument("--out", default="compare.html", help="output .html (default: %(default)s)")
     p.add_argument("--md", default=None, help="output Markdown table (default: --out with .md)")
     add_data_options(p, required=False)
     g = p.add_argument_group("training variants given by name")
-    g.add_argument("--epochs", type=positive_int, default=10, help="epochs per variant (default: 10)")
+    g.add_argument("--epochs", type=positive_int, default=10, help="epochs per variant (default: %(default)s)")
     g.add_argument("--latent-dim", type=positive_int, default=None, help="code size (default: each variant's)")
     g.add_argument("--max-samples", type=positive_int, default=None, help="train on a random subset of this size")
     g.add_argument("--workdir", default=None, help="folder for the new runs (default: a new temporary folder)")
     g.add_argument("--overwrite", action="store_true", help="replace runs already in --workdir")
-    g.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.set_defaults(func=run_compare)
 
 
