@@ -12,7 +12,8 @@ import sys
 
 from ..tasks.compression import METHODS
 from ..tasks.compression.run_files import compress_run, decompress_run
-from .options import add_data_options, out_path, save_npy
+from ..npy_file import save_npy
+from .options import add_data_options, out_path
 from .parser import positive_int
 
 

@@ -11,7 +11,8 @@ import json
 import sys
 
 from ..tasks.denoise import denoise_run
-from .options import add_data_options, out_path, save_npy
+from ..npy_file import save_npy
+from .options import add_data_options, out_path
 
 
 def add_denoise_parser(sub) -> None:

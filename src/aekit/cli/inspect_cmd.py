@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..evaluation import encode_run, evaluate_run, reconstruct_run, sample_run
-from .options import add_data_options, out_path, save_npy
+from ..npy_file import save_npy
+from .options import add_data_options, out_path
 from .parser import positive_int
 
 

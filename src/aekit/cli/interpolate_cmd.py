@@ -16,7 +16,8 @@ from ..errors import ConfigError
 from ..evaluation import interpolate_run
 from ..interpolation import MODES
 from ..units import OutputUnits
-from .options import out_path, save_npy
+from ..npy_file import save_npy
+from .options import out_path
 from ..image_grid import image_grid
 from .options import add_data_options
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, check_choice, did_you_mean
-from ..npy_file import save_npy  # noqa: F401 - the output option helpers' writer
 from ..registry import AXES, parse_spec_string
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
@@ -86,11 +85,10 @@ def model_defaults() -> dict:
 
 
 def _model_help(text: str, key: str) -> str:
-    value = model_defaults().get(key, None)
-    if key not in model_defaults():
-        return (text + " (default: the variant's)").replace("%", "%%")
-    return _help(text + "; without a variant", value).replace("; without a variant (default: ",
-                                                              " (default: the variant's; without one: ")
+    """text + ' (default: the variant's; without one: X)', X the build default of `key` when it has one."""
+    defaults = model_defaults()
+    shown = "the variant's" + (f"; without one: {default_text(defaults[key])}" if key in defaults else "")
+    return f"{text} (default: {shown})".replace("%", "%%")
 
 
 # ---------------------------------------------------------------------- data options
