@@ -75,12 +75,12 @@ def test_list_prints_every_variant():
     out, _ = ok("list")
     for name in VARIANTS:
         assert f"\n{name} " in out or out.startswith(f"{name} "), name
-    assert "reference" in out.splitlines()[0]
+    assert any(line.startswith("variant ") and "reference" in line for line in out.splitlines())
 
 
 def test_list_json_parses():
     out, _ = ok("list", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["variants"]
     assert [v["name"] for v in data] == list(VARIANTS)
     assert all({"summary", "reference", "axes", "latent_dim"} <= set(v) for v in data)
 

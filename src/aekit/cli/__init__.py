@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "config", None):
-        from .train_cmd import apply_config_file
+        from .options import apply_config_file
 
         try:
             apply_config_file(args, {a.dest: a for a in sub._actions})

@@ -12,17 +12,11 @@ import io
 import sys
 
 import numpy as np
-import torch
 
-from ..tasks.augment import METHODS, augment
 from ..checkpoint import atomic_write_bytes
-from ..data.load import NAMED_SOURCES
-from ..errors import ConfigError, DataError
-from ..training.runs import load_run, run_data
-from ..units import OutputUnits
-from .inspect_cmd import _out_path
+from ..tasks.augment import METHODS, augment_run
+from .options import add_data_options, out_path
 from .parser import positive_int
-from .train_cmd import add_data_options
 
 
 def add_augment_parser(sub) -> None:
@@ -38,32 +32,14 @@ def add_augment_parser(sub) -> None:
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="prior (conditional runs), posterior (any VAE), auto: prior when conditional (default)")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="scale of the prior's or posterior's standard deviation (default: 1; 0: means only)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+                   help="scale of the prior's or posterior's standard deviation (default: %(default)s; 0: means only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
     p.add_argument("--out", required=True, help="output .npz with arrays x and y")
     p.set_defaults(func=run_augment)
 
 
-def augment_run(run_dir, *, n: int, data=None, data_dir=None, split=None, label=None, method: str = "auto",
-                temperature: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x (n, *shape) in the data's units, y (n,) int64, a description of the source)."""
-    model, info = load_run(run_dir)
-    if split is None and (data is None or str(data).strip().lower() in NAMED_SOURCES):
-        split = "train"  # perturb training samples, never test ones, unless asked
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
-    if label is not None and model.num_classes and not 0 <= label < model.num_classes:
-        raise ConfigError(f"--label must be a class index in 0..{model.num_classes - 1}; got {label}.")
-    if y is None and method != "prior" and not (method == "auto" and model.num_classes):
-        raise DataError(f"perturbing real samples keeps their labels, but {what} has none; use labelled data "
-                        "or a conditional run (cvae).")
-    x_syn, y_syn = augment(model, n, x=x, y=y, label=label, method=method, temperature=temperature,
-                           generator=torch.Generator().manual_seed(seed))
-    x_raw = OutputUnits.from_dataset(ds, model).to_raw(x_syn).numpy().astype(np.float32)  # the data's units
-    return x_raw, y_syn.numpy().astype(np.int64), what
-
-
 def run_augment(args) -> int:
-    out = _out_path(args.out, (".npz",))
+    out = out_path(args.out, (".npz",))
     x, y, what = augment_run(args.run_dir, n=args.n, data=args.data, data_dir=args.data_dir, split=args.split,
                              label=args.label, method=args.method, temperature=args.temperature, seed=args.seed)
     buf = io.BytesIO()

@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
-
-from ..tasks.denoise import add_noise, denoise, denoising_metrics
-from ..training.runs import load_run, run_data
-from ..units import OutputUnits
-from .inspect_cmd import _out_path, _save_npy
-from .train_cmd import add_data_options
+from ..tasks.denoise import denoise_run
+from ..npy_file import save_npy
+from .options import add_data_options, out_path
 
 
 def add_denoise_parser(sub) -> None:
@@ -30,26 +26,23 @@ def add_denoise_parser(sub) -> None:
     p.add_argument("--noise", default=None,
                    help="corrupt the (clean) data first and evaluate: gaussian:STD, gaussian_clipped:STD, "
                         "salt_and_pepper:P, masking:P (pixel units)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: %(default)s)")
     p.add_argument("--save-noisy", default=None, help="also write the noisy input (.npy) when --noise is given")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=run_denoise)
 
 
 def run_denoise(args) -> int:
-    out = _out_path(args.out, (".npy",))
-    noisy_out = _out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
-    model, info = load_run(args.run_dir)
-    x, _, ds, what = run_data(info, source=args.data, data_dir=args.data_dir, split=args.split, model=model,
-                              max_samples=args.max_samples)
-    x_noisy = add_noise(x, args.noise, seed=args.seed) if args.noise else x
-    x_hat = denoise(model, x_noisy)
-    _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32))
-    if noisy_out is not None:  # the input made here, not a model output: converted, not clipped
-        _save_npy(noisy_out, ds.to_raw(x_noisy).numpy().astype(np.float32))
-    print(f"wrote {tuple(x_hat.shape)} denoised samples of {what} to {out}", file=sys.stderr)
+    out = out_path(args.out, (".npy",))
+    noisy_out = out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
+    result = denoise_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
+                         max_samples=args.max_samples, noise=args.noise, seed=args.seed)
+    save_npy(out, result["denoised"])
+    if noisy_out is not None:
+        save_npy(noisy_out, result["noisy"])
+    print(f"wrote {tuple(result['denoised'].shape)} denoised samples of {result['data']} to {out}", file=sys.stderr)
     if args.noise:
-        metrics = {"data": what, "noise": args.noise, "images": int(x.shape[0]), **denoising_metrics(x, x_noisy, x_hat)}
+        metrics = result["metrics"]
         if args.json:
             print(json.dumps(metrics))
         else:

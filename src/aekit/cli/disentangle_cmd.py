@@ -18,12 +18,12 @@ def add_disentangle_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'aekit train' on dsprites data")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--samples", type=positive_int, default=10_000,
-                   help="random images scored by MIG and DCI (default: 10000)")
+                   help="random images scored by MIG and DCI (default: %(default)s)")
     p.add_argument("--votes", type=positive_int, default=800,
-                   help="training points of the FactorVAE / beta-VAE classifiers; half as many held out (default: 800)")
+                   help="training points of the FactorVAE / beta-VAE classifiers; half as many held out (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=64,
-                   help="images sharing one factor per point of those scores (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled images (default: 0)")
+                   help="images sharing one factor per point of those scores (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled images (default: %(default)s)")
     p.set_defaults(func=run_disentangle)
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from .parser import positive_int
-from .train_cmd import add_data_options
+from .options import add_data_options
 
 
 def port_number(text: str) -> int:
@@ -38,7 +38,7 @@ def add_explore_parser(sub) -> None:
     p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("--max-points", type=positive_int, default=MAX_POINTS,
                    help=f"samples drawn on the map, a seeded random subset (default: {MAX_POINTS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of that subset (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that subset (default: %(default)s)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.set_defaults(func=run_explore)
 

@@ -11,14 +11,15 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..evaluation import interpolate_run
 from ..interpolation import MODES
-from ..training.runs import load_run, run_data
 from ..units import OutputUnits
-from .inspect_cmd import _out_path, _save_npy, image_grid
-from .train_cmd import add_data_options
+from ..npy_file import save_npy
+from .options import out_path
+from ..image_grid import image_grid
+from .options import add_data_options
 
 
 def index_pair(text: str) -> list[int]:
@@ -45,34 +46,12 @@ def add_interpolate_parser(sub) -> None:
     p.set_defaults(func=run_interpolate)
 
 
-def interpolate_run(run_dir, *, pair=(0, 1), steps: int = 8, mode: str = "linear", data=None, data_dir=None,
-                    split=None) -> tuple[torch.Tensor, object, torch.nn.Module]:
-    """(path (steps, *shape) in model units, the dataset, the model) for rows pair[0], pair[1] of the data."""
-    model, info = load_run(run_dir)
-    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
-    if len(pair) != 2:
-        raise ConfigError(f"--pair must be two row indices I,J; got {','.join(map(str, pair))!r}.")
-    for i in pair:
-        if not -x.shape[0] <= i < x.shape[0]:
-            raise ConfigError(f"--pair index {i} is out of range for {what}, which has {x.shape[0]} rows.")
-    i, j = pair
-    labels = None
-    if getattr(model, "num_classes", 0):
-        if y is None:
-            raise DataError(f"this run is conditional (num_classes={model.num_classes}) and needs the labels of the two "
-                            f"rows, but {what} has none.")
-        labels = (int(y[i]), int(y[j]))
-    with torch.no_grad():
-        path = model.interpolate(x[i], x[j], steps=steps, mode=mode, y=labels)  # (steps, *shape)
-    return path, ds, model
-
-
 def run_interpolate(args) -> int:
-    out = _out_path(args.out, (".npy", ".png"))
+    out = out_path(args.out, (".npy", ".png"))
     path, ds, model = interpolate_run(args.run_dir, pair=args.pair, steps=args.steps, mode=args.mode, data=args.data,
                                       data_dir=args.data_dir, split=args.split)
     if out.suffix.lower() == ".npy":
-        _save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(path).numpy().astype(np.float32))
+        save_npy(out, OutputUnits.from_dataset(ds, model).to_raw(path).numpy().astype(np.float32))
     else:
         if len(model.input_shape) != 3:
             raise ConfigError(f"--out .png needs an image model; this one has input_shape={model.input_shape}. Use .npy.")

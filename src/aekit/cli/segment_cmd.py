@@ -191,7 +191,7 @@ def run_segment_train(args) -> int:
             raise ConfigError(f"{str(out)!r} already holds a run; pass --resume to continue it or --overwrite to replace it.")
         if args.images is None:
             raise ConfigError("--images is required: a folder of images (with --masks) or a .npz of images and masks.")
-        from .train_cmd import absolute_dir
+        from .options import absolute_dir
 
         data = {"images": absolute_dir(args.images), "masks": absolute_dir(args.masks), "mask_suffix": args.mask_suffix, "classes": args.classes,
                 "val_fraction": args.val_fraction, "seed": args.seed if args.seed is not None else 0}

@@ -9,6 +9,7 @@ layer variant's corruption and penalty.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -17,18 +18,28 @@ from ..data import load_data
 from ..errors import ConfigError
 from ..tasks.stacked.layerwise import FINETUNE, LAYER_VARIANTS, fit_stacked
 from ..training.trainer import TrainConfig
+from .options import _help, data_options, train_options
 from .parser import int_list, parse_sparsity, positive_int
 
 
+def stacked_defaults() -> dict:
+    """fit_stacked's keyword defaults (layer_variant, finetune, head_epochs, likelihood, ...)."""
+    return {p.name: p.default for p in inspect.signature(fit_stacked).parameters.values()
+            if p.default is not inspect.Parameter.empty}
+
+
 def add_stacked_options(p) -> None:
+    d = stacked_defaults()
     g = p.add_argument_group("stacked (variant 'stacked': greedy layer-wise pretraining)")
     g.add_argument("--layers", type=int_list, default=None, help="layer widths from the input up, e.g. 500,250,30 (required)")
     g.add_argument("--layer-variant", default=None,
-                   help=f"autoencoder of each layer: {', '.join(LAYER_VARIANTS)} (default: plain)")
-    g.add_argument("--finetune", default=None, help=f"after pretraining: {', '.join(FINETUNE)} (default: reconstruction)")
-    g.add_argument("--pretrain-epochs", type=positive_int, default=None, help="epochs per pretrained layer (default: --epochs)")
+                   help=_help(f"autoencoder of each layer: {', '.join(LAYER_VARIANTS)}", d["layer_variant"]))
+    g.add_argument("--finetune", default=None, help=_help(f"after pretraining: {', '.join(FINETUNE)}", d["finetune"]))
+    g.add_argument("--pretrain-epochs", type=positive_int, default=None,
+                   help="epochs per pretrained layer (when not given: the fine-tune's --epochs)")
     g.add_argument("--head-epochs", type=int, default=None,
-                   help="classifier fine-tune: epochs of the softmax head alone before the whole stack (default: 5)")
+                   help=_help("classifier fine-tune: epochs of the softmax head alone before the whole stack",
+                              d["head_epochs"]))
 
 
 def reject_stacked_options(args) -> None:
@@ -39,8 +50,6 @@ def reject_stacked_options(args) -> None:
 
 
 def run_train_stacked(args) -> int:
-    from .train_cmd import data_options, train_options
-
     if args.resume:
         raise ConfigError("--resume is not supported for 'stacked' runs; train again with --overwrite.")
     if args.out is None:
@@ -50,12 +59,19 @@ def run_train_stacked(args) -> int:
     for name in ("hidden", "latent_dim", "backbone", "channels", "conv_hidden", "beta", "learn_sigma"):
         if getattr(args, name, None):
             raise ConfigError(f"--{name.replace('_', '-')} does not apply to 'stacked'; the widths come from --layers.")
+    for name in ("bottleneck", "corruption", "reg", "sigma"):
+        if getattr(args, name, None):
+            raise ConfigError(f"--{name} does not apply to 'stacked'; each layer is its --layer-variant "
+                              "(--noise, --sparsity and --contractive replace its corruption and penalty).")
+    if args.likelihood is not None and ":" in args.likelihood:
+        raise ConfigError(f"--likelihood of 'stacked' is a name (bernoulli or gaussian); got {args.likelihood!r}.")
     out = Path(args.out)
     if (out / "run.json").exists() and not args.overwrite:
         raise ConfigError(f"{str(out)!r} already holds a run; pass --overwrite to replace it.")
     if args.data is None:
         raise ConfigError("--data is required: digits, mnist, fashion-mnist or a file/folder path.")
-    finetune = args.finetune or "reconstruction"
+    defaults = stacked_defaults()
+    finetune = args.finetune or defaults["finetune"]
     regs = None
     if args.sparsity or args.contractive is not None:
         regs = dict(parse_sparsity(args.sparsity)) if args.sparsity else {}
@@ -76,12 +92,12 @@ def run_train_stacked(args) -> int:
                   file=sys.stderr)
 
     result = fit_stacked(ds.train, ds.val, ds.y_train, ds.y_val, layers=args.layers,
-                         layer_variant=args.layer_variant or "plain", finetune=finetune,
-                         likelihood=args.likelihood or "gaussian", activation=args.activation,
+                         layer_variant=args.layer_variant or defaults["layer_variant"], finetune=finetune,
+                         likelihood=args.likelihood or defaults["likelihood"], activation=args.activation,
                          top_activation=args.code_activation, corruption=args.noise, regularizers=regs,
                          config=cfg, pretrain_epochs=args.pretrain_epochs,
-                         head_epochs=5 if args.head_epochs is None else args.head_epochs, out_dir=out,
-                         run_info=run_info, callbacks=[report], seed=args.seed if args.seed is not None else 0)
+                         head_epochs=defaults["head_epochs"] if args.head_epochs is None else args.head_epochs, out_dir=out,
+                         run_info=run_info, callbacks=[report], seed=cfg.seed)
     s = result.summary
     summary = {"run_dir": str(out), "layers": s["layers"], "finetune": finetune,
                "pretrain_loss": [[round(p["loss_before"], 4), round(p["loss_after"], 4)] for p in s["pretrain"]],

@@ -113,3 +113,27 @@ def _from_posterior(model, n, *, x, y, label, temperature, generator, batch_size
 
 
 __all__ = ["METHODS", "augment"]
+
+
+def augment_run(run_dir, *, n: int, data=None, data_dir=None, split=None, label=None, method: str = "auto",
+                temperature: float = 1.0, seed: int = 0) -> tuple:
+    """Synthetic samples from a run: (x (n, *shape) in the data's units, y (n,) int64, a description of the source)."""
+    import numpy as np
+
+    from ..data.load import NAMED_SOURCES
+    from ..training.runs import load_run, run_data
+    from ..units import OutputUnits
+
+    model, info = load_run(run_dir)
+    if split is None and (data is None or str(data).strip().lower() in NAMED_SOURCES):
+        split = "train"  # perturb training samples, never test ones, unless asked
+    x, y, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model)
+    if label is not None and model.num_classes and not 0 <= label < model.num_classes:
+        raise ConfigError(f"--label must be a class index in 0..{model.num_classes - 1}; got {label}.")
+    if y is None and method != "prior" and not (method == "auto" and model.num_classes):
+        raise DataError(f"perturbing real samples keeps their labels, but {what} has none; use labelled data "
+                        "or a conditional run (cvae).")
+    x_syn, y_syn = augment(model, n, x=x, y=y, label=label, method=method, temperature=temperature,
+                           generator=torch.Generator().manual_seed(seed))
+    x_raw = OutputUnits.from_dataset(ds, model).to_raw(x_syn).numpy().astype(np.float32)  # the data's units
+    return x_raw, y_syn.numpy().astype(np.int64), what

@@ -62,3 +62,25 @@ def denoising_metrics(x_clean: torch.Tensor, x_noisy: torch.Tensor, x_denoised: 
         out["ssim_noisy"] = ssim(x_clean, clip(x_noisy))
         out["ssim_denoised"] = ssim(x_clean, clip(x_denoised))
     return out
+
+
+def denoise_run(run_dir, *, data: str, data_dir: str | None = None, split: str | None = None,
+                max_samples: int | None = None, noise: str | None = None, seed: int = 0) -> dict:
+    """Denoise data with a run's model; with noise, corrupt the clean data first and score noisy vs denoised.
+
+    {'data', 'denoised' (float32, the data's units, clipped where bounded), 'noisy' (float32, the data's units,
+    converted but not clipped: an input, not a model output), 'metrics' (with noise; else None)}."""
+    import numpy as np
+
+    from ..training.runs import load_run, run_data
+    from ..units import OutputUnits
+
+    model, info = load_run(run_dir)
+    x, _, ds, what = run_data(info, source=data, data_dir=data_dir, split=split, model=model, max_samples=max_samples)
+    x_noisy = add_noise(x, noise, seed=seed) if noise else x
+    x_hat = denoise(model, x_noisy)
+    metrics = None
+    if noise:
+        metrics = {"data": what, "noise": noise, "images": int(x.shape[0]), **denoising_metrics(x, x_noisy, x_hat)}
+    return {"data": what, "denoised": OutputUnits.from_dataset(ds, model).to_raw(x_hat).numpy().astype(np.float32),
+            "noisy": ds.to_raw(x_noisy).numpy().astype(np.float32), "metrics": metrics}

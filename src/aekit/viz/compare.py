@@ -1,6 +1,6 @@
 """`aekit compare RUN_DIR...`: several runs side by side, as one HTML page and a Markdown table.
 
-Per run: metrics (aekit.cli.inspect_cmd.evaluate_run on the run's test split) and the latent
+Per run: metrics (aekit.evaluation.evaluate_run on the run's test split) and the latent
 diagnostics (aekit.viz.diagnostics), one row each, plus a PCA baseline row at each code size
 (fitted on the first run's training split, scored on the same test inputs) when every run shares
 those inputs, as `aekit demo` prints it; then the same test inputs reconstructed by every image
@@ -43,7 +43,7 @@ def run_names(run_dirs) -> list[str]:
 def collect(run_dirs, *, names=None, data: str | None = None, data_dir: str | None = None, n_images: int = 10,
             seed: int = 0) -> list[dict]:
     """One dict per run: name, row (metrics + diagnostics), model, x (test inputs), y, history."""
-    from ..cli.inspect_cmd import evaluate_run
+    from ..evaluation import evaluate_run
 
     from ..training.progress import progress
 
@@ -69,14 +69,14 @@ def pca_rows(runs: list[dict]) -> list[dict]:
     (evaluate_run's inputs, binarized as the run was); [] unless every run is scored on the same inputs."""
     from sklearn.decomposition import PCA
 
-    from ..cli.inspect_cmd import _binarized
+    from ..evaluation import binarized
     from ..metrics import reconstruction_metrics, ssim
 
     first = runs[0]
     x = first["x"]
     if any(r["x"].shape != x.shape or not torch.equal(r["x"], x) for r in runs[1:]):
         return []
-    x_eval, _ = _binarized(x, first["info"])
+    x_eval, _ = binarized(x, first["info"])
     train = first["train"].flatten(1).double().numpy()  # (N, D)
     rows = []
     for k in sorted({int(r["model"].latent_dim) for r in runs}):

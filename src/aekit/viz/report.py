@@ -181,7 +181,7 @@ def config_html(model, info: dict) -> str:
 def build_report(run_dir, *, data: str | None = None, data_dir: str | None = None, tsne: bool = False,
                  seed: int = 0, max_points: int = 2000, max_samples: int | None = None) -> dict:
     """{'html', 'metrics', 'diagnostics', 'sections', 'skipped'} for a run directory."""
-    from ..cli.inspect_cmd import evaluate_run
+    from ..evaluation import evaluate_run
 
     from ..training.progress import stages
 
