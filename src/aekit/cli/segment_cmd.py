@@ -11,12 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from ..checkpoint import read_json
-from ..errors import CheckpointError, ConfigError, ShapeError, check_choice
+from ..errors import ConfigError, check_choice
 from .parser import Parser, positive_float, positive_int, print_table
 
 
@@ -138,75 +134,22 @@ def _tile_options(p) -> None:
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: min(32, tile / 4))")
 
 
-def default_overlap(tile: int, overlap: int | None) -> int:
-    return min(32, tile // 4) if overlap is None else overlap
-
-
-def _load_run(run_dir):
-    from ..tasks.segmentation.saving import is_segmenter_dir, load_segmenter
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist.")
-    if not is_segmenter_dir(run_dir):
-        raise CheckpointError(f"{str(run_dir)!r} holds no segmentation model (config.json missing or of another kind); "
-                              "train one with 'aekit segment train'.")
-    info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
-    return load_segmenter(run_dir), info
-
-
-def _check_channels(model, channels: int, where: str) -> None:
-    if channels != model.in_channels:
-        raise ShapeError(f"{where}: the images have {channels} channel(s) but the model was trained on {model.in_channels}.")
-
-
 # ---------------------------------------------------------------------- train
 def run_segment_train(args) -> int:
-    import torch
-
-    from ..tasks.segmentation.pairs import load_pairs
-    from ..tasks.segmentation.training import SegmentConfig, SegmentTrainer
-    from ..tasks.segmentation.unet import SegmentationUNet
+    from ..tasks.segmentation.run import train_segmentation_run
+    from .options import absolute_dir
 
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the model, history and checkpoints.")
-    out = Path(args.out)
     options = {k: getattr(args, k) for k in ("epochs", "batch_size", "crop", "lr", "dice_weight", "augment",
                                              "elastic_std", "seed", "tile", "overlap", "max_time", "device",
                                              "early_stopping", "checkpoint_every", "tensorboard")
                if getattr(args, k) is not None}
-    if "tile" in options:
-        options["overlap"] = default_overlap(options["tile"], options.get("overlap"))
-    if args.resume:
-        info = read_json(out / "run.json")
-        data = dict(info["data"])
-        train_cfg = dict(info["train"])
-        train_cfg.update({k: v for k, v in options.items() if k in ("epochs", "max_time", "device", "early_stopping",
-                                                                    "checkpoint_every", "tensorboard")})
-        cfg = SegmentConfig.from_dict(train_cfg)
-        model = SegmentationUNet(**info["model"])
-        run_info = {k: v for k, v in info.items() if k not in ("train", "model")}
-    else:
-        if (out / "run.json").exists() and not args.overwrite:
-            raise ConfigError(f"{str(out)!r} already holds a run; pass --resume to continue it or --overwrite to replace it.")
-        if args.images is None:
-            raise ConfigError("--images is required: a folder of images (with --masks) or a .npz of images and masks.")
-        from .options import absolute_dir
-
-        data = {"images": absolute_dir(args.images), "masks": absolute_dir(args.masks), "mask_suffix": args.mask_suffix, "classes": args.classes,
-                "val_fraction": args.val_fraction, "seed": args.seed if args.seed is not None else 0}
-        cfg = SegmentConfig.from_dict(options)
-        run_info = {"task": "segment", "data": data, "command": ["aekit", *getattr(args, "argv", sys.argv[1:])]}
-        model = None
-    ds = load_pairs(data["images"], data["masks"], classes=data["classes"], mask_suffix=data["mask_suffix"])
-    train, val = ds.split(data["val_fraction"], seed=data["seed"])
-    if model is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = SegmentationUNet(in_channels=ds.channels, classes=ds.classes, depth=args.depth, width=args.width,
-                                     norm=args.norm)
-        run_info.update({"classes": ds.classes, "channels": ds.channels, "encoding": ds.encoding,
-                         "train_names": train.names, "val_names": val.names if val is not None else []})
+    data = None
+    if not args.resume and args.images is not None:
+        data = {"images": absolute_dir(args.images), "masks": absolute_dir(args.masks), "mask_suffix": args.mask_suffix,
+                "classes": args.classes, "val_fraction": args.val_fraction,
+                "seed": args.seed if args.seed is not None else 0}
     verbose = not args.quiet
 
     def report(record, trainer):
@@ -214,60 +157,34 @@ def run_segment_train(args) -> int:
             terms = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_")))
             print(f"epoch {record['epoch']:>3}/{trainer.cfg.epochs}  {terms}  ({record['time']:.1f}s)", file=sys.stderr)
 
-    trainer = SegmentTrainer(model, cfg, out_dir=out, run_info=run_info, callbacks=[report])
-    result = trainer.fit(train, val, resume=args.resume)
-    print(json.dumps({"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
-                      "train_pairs": len(train), "val_pairs": len(val) if val is not None else 0,
-                      "best_epoch": result.best_epoch, "best_val_dice": result.best_dice}))
+    summary = train_segmentation_run(args.out, resume=args.resume, overwrite=args.overwrite, data=data, options=options,
+                                     architecture={"depth": args.depth, "width": args.width, "norm": args.norm},
+                                     command=["aekit", *getattr(args, "argv", sys.argv[1:])], callbacks=[report])
+    print(json.dumps(summary))
     return 0
 
 
 # ---------------------------------------------------------------------- predict
-def encode_mask(labels: np.ndarray, encoding: str) -> np.ndarray:
-    """Class map (H, W) -> the pixel values to store: x255 for '0/255' masks, the indices otherwise."""
-    if encoding == "0/255":
-        return (labels * 255).astype(np.uint8)
-    return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
-
-
 def run_segment_predict(args) -> int:
-    from PIL import Image
+    from ..tasks.segmentation.run import predict_folder
 
-    from ..tasks.segmentation.pairs import read_images
-    from ..tasks.segmentation.tiles import predict_mask
-
-    model, info = _load_run(args.run_dir)
-    images, names = read_images(args.images)
-    _check_channels(model, images[0].shape[0], str(args.images))
-    encoding = info.get("encoding", "0/255" if model.classes == 2 else "indices")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for img, name in zip(images, names):
-        labels = predict_mask(model, img, tile=args.tile, overlap=default_overlap(args.tile, args.overlap)).cpu().numpy()
-        Image.fromarray(encode_mask(labels, encoding)).save(out / (Path(name).stem + ".png"))
-    print(json.dumps({"written": len(names), "out": str(out), "encoding": encoding}))
+    print(json.dumps(predict_folder(args.run_dir, args.images, args.out, tile=args.tile, overlap=args.overlap)))
     return 0
 
 
 # ---------------------------------------------------------------------- evaluate
 def run_segment_evaluate(args) -> int:
-    from ..tasks.segmentation.pairs import load_pairs
-    from ..tasks.segmentation.training import evaluate_model
+    from ..tasks.segmentation.run import evaluate_segmentation_run
 
-    model, info = _load_run(args.run_dir)
-    ds = load_pairs(args.images, args.masks, classes=model.classes, mask_suffix=args.mask_suffix)
-    _check_channels(model, ds.channels, str(args.images))
-    scores = evaluate_model(model, ds, tile=args.tile, overlap=default_overlap(args.tile, args.overlap))
-    result = {"dice": scores["dice"], "iou": scores["iou"], "pixel_error": scores["pixel_error"],
-              "loss": scores["loss"], "images": len(ds), "classes": ds.classes,
-              "per_class": {str(c): v for c, v in scores["per_class"].items()}}
+    result = evaluate_segmentation_run(args.run_dir, args.images, args.masks, mask_suffix=args.mask_suffix,
+                                       tile=args.tile, overlap=args.overlap)
     if args.json:
         print(json.dumps(result))
     else:
         print_table([{k: result[k] for k in ("images", "classes", "dice", "iou", "pixel_error", "loss")}],
                     ["images", "classes", "dice", "iou", "pixel_error", "loss"])
-        if ds.classes > 2:
-            print_table([{"class": c, **v} for c, v in scores["per_class"].items()], ["class", "dice", "iou"])
+        if result["classes"] > 2:
+            print_table([{"class": c, **v} for c, v in result["per_class"].items()], ["class", "dice", "iou"])
     return 0
 
 
