@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -27,6 +28,10 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--tiny", action="store_true", help="a 16-8-2 network, so the trainer's per-step Python overhead "
+                                                       "dominates the step (reported in microseconds per step)")
+    p.add_argument("--out", default=None, help="results name under benchmarks/results/ (e.g. fast_path); "
+                                               "fewer than 4 rounds count as a smoke run and write to scratch")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     shutil.copytree(Path(a.old_src) / "aekit", tmp / "aekit_old")
@@ -37,14 +42,16 @@ def main() -> None:
     new = importlib.import_module("aekit")
     old = importlib.import_module("aekit_old")
     assert Path(new.__file__).resolve() != Path(old.__file__).resolve()
-    x = torch.rand(a.rows, 784, generator=torch.Generator().manual_seed(0))
+    width, hidden, latent = (16, [8], 2) if a.tiny else (784, [512, 256], 32)
+    x = torch.rand(a.rows, width, generator=torch.Generator().manual_seed(0))
+    steps = -(-a.rows // 128) * a.epochs
     wall: dict[str, list[float]] = {"old": [], "new": []}
     cpu: dict[str, list[float]] = {"old": [], "new": []}
     losses = {}
     for i in range(a.rounds):
         order = (("old", old), ("new", new)) if i % 2 == 0 else (("new", new), ("old", old))
         for name, pkg in order:
-            model = pkg.build("ae", input_shape=(784,), hidden=[512, 256], latent_dim=32, seed=0)
+            model = pkg.build("ae", input_shape=(width,), hidden=hidden, latent_dim=latent, seed=0)
             c, w = time.process_time(), time.perf_counter()
             r = pkg.fit(model, x, epochs=a.epochs, batch_size=128, progress=False, device="cpu",
                         checkpoint_every=None, warmup_steps=10)
@@ -54,9 +61,17 @@ def main() -> None:
             print(f"round {i + 1} {name}: {wall[name][-1]:.3f} s wall, {cpu[name][-1]:.3f} s cpu", flush=True)
     mw = {k: statistics.median(v) for k, v in wall.items()}
     mc = {k: statistics.median(v) for k, v in cpu.items()}
-    print(json.dumps({"median_wall": mw, "wall_new_over_old": mw["new"] / mw["old"], "median_cpu": mc,
-                      "cpu_new_over_old": mc["new"] / mc["old"], "final_loss": losses, "rows": a.rows,
-                      "epochs": a.epochs}))
+    result = {"median_wall": mw, "wall_new_over_old": mw["new"] / mw["old"], "median_cpu": mc,
+              "cpu_new_over_old": mc["new"] / mc["old"], "final_loss": losses, "rows": a.rows,
+              "network": f"{width}-{'-'.join(map(str, hidden))}-{latent}", "steps_per_fit": steps,
+              "median_cpu_us_per_step": {k: v / steps * 1e6 for k, v in mc.items()},
+              "epochs": a.epochs, "rounds": a.rounds, "old_src": str(a.old_src), "wall": wall, "cpu": cpu}
+    print(json.dumps({k: result[k] for k in ("median_wall", "wall_new_over_old", "median_cpu", "cpu_new_over_old")}))
+    if a.out:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from common import write_results
+
+        print("wrote", write_results(a.out, {**result, "threads": 1, "loadavg_1m_at_end": os.getloadavg()[0]}, quick=a.rounds < 4))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
