@@ -33,6 +33,7 @@ class MLP:
 class Conv:
     """Strided convolutions down, transposed convolutions up.
     Masci et al. 2011."""
+    provides = frozenset({"conv_features"})
 
     def __init__(self, *, input_shape, latent_dim, channels: list[int] = (32, 64), hidden: list[int] = (),
                  activation: str = "relu"):

@@ -109,7 +109,7 @@ class ConvBackbone:
     """Strided 3x3 convolutions down, transposed convolutions up; hidden: fully connected widths before the code.
     Masci et al. 2011, Stacked convolutional auto-encoders for hierarchical feature extraction."""
 
-    provides = frozenset()
+    provides = frozenset({"conv_features"})  # convolutional features (its hidden: fully connected widths after them)
     requires = frozenset({"image_input"})
     examples = ({"channels": [4, 8]}, {"channels": [4], "hidden": [8]})
 

@@ -379,8 +379,10 @@ def build_kwargs(args) -> dict:
 
     if getattr(args, "sparsity", None) and str(args.sparsity).startswith("kl") and getattr(args, "code_activation", None) is None:
         bottleneck = specs.get("bottleneck", (_recipe_name(variant, "bottleneck"), {}))[0]
-        if bottleneck == "deterministic" and "activation" not in specs.get("bottleneck", ("", {}))[1]:
-            specs.setdefault("bottleneck", ("deterministic", {}))[1]["activation"] = "sigmoid"  # KL needs codes in (0, 1)
+        takes_activation = bottleneck in AXES["bottleneck"] and any(
+            p.name == "activation" for p in AXES["bottleneck"].params(bottleneck))
+        if takes_activation and "activation" not in specs.get("bottleneck", ("", {}))[1]:
+            specs.setdefault("bottleneck", (bottleneck, {}))[1]["activation"] = "sigmoid"  # KL needs codes in (0, 1)
 
     for dest, (axis, param) in SHORTHANDS.items():
         value = getattr(args, dest, None)
@@ -392,6 +394,9 @@ def build_kwargs(args) -> dict:
                 raise ConfigError(f"{_flag(dest)} sets a {axis} parameter; name the {axis} with --{axis}.")
             specs[axis] = (name, {})
         name, params = specs[axis]
+        if dest == "conv_hidden" and not AXES["backbone"].capabilities(name, params) >= {"conv_features"}:
+            raise ConfigError(f"conv_hidden applies to backbone='conv' only (allowed: 'conv'); got backbone={name!r}. "
+                              "Use --hidden for the mlp backbone.")
         if param in params and not _same(params[param], value):
             raise ConfigError(f"{_flag(dest)} {default_text(value)} and --{axis} {name}:{param}={params[param]} "
                               f"disagree; give one of them.")
