@@ -17,7 +17,8 @@ import pytest
 from aekit.cli import main, make_parser
 from aekit.cli.options import build_kwargs, model_defaults, train_defaults
 from aekit.errors import ConfigError
-from aekit.registry import AXES, load_all
+from aekit.ingredients import load_all
+from aekit.registry import AXES
 
 
 # ---------------------------------------------------------------------- a test registry
@@ -355,7 +356,8 @@ def test_list_shows_every_registered_ingredient_with_parameters_and_reference(ca
 
 
 def test_list_json_has_ingredients_and_variants(capsys):
-    from aekit.registry import AXES, load_all
+    from aekit.ingredients import load_all
+    from aekit.registry import AXES
 
     load_all()
     assert main(["list", "--json"]) == 0

@@ -24,7 +24,8 @@ from torch.testing import assert_close
 
 import aekit
 from aekit.checkpoint import build_from_config
-from aekit.registry import BACKBONES, BOTTLENECKS, CORRUPTIONS, LIKELIHOODS, REGULARIZERS, VARIANTS, load_all
+from aekit.ingredients import load_all
+from aekit.registry import BACKBONES, BOTTLENECKS, CORRUPTIONS, LIKELIHOODS, REGULARIZERS, VARIANTS
 
 load_all()
 SHAPE = (1, 6, 6)  # an image: every backbone takes it

@@ -37,8 +37,9 @@ from .axes.regularizers import Regularizer  # noqa: F401  (registers the regular
 from .errors import ConfigError, check_choice
 from .model import Autoencoder
 from .pca_init import INITS, pca_eligible
+from .ingredients import load_all
 from .registry import (BACKBONES, BOTTLENECKS, CORRUPTIONS, LIKELIHOODS, REGULARIZERS, VARIANTS, check_requirements,
-                       doc_summary, load_all)
+                       doc_summary)
 
 load_all()  # every axis module registers its ingredients on import
 

@@ -9,7 +9,8 @@ appears with its parameters, defaults and reference without a line here.
 
 from __future__ import annotations
 
-from .registry import AXES, load_all
+from .ingredients import load_all
+from .registry import AXES
 
 
 def ingredients() -> dict[str, list[dict]]:

@@ -344,7 +344,7 @@ def _params_text(params: Mapping) -> str:
 
 # ---------------------------------------------------------------------- the axes
 # Each axis module registers its ingredients on import (axes/*.py, backbones/*.py, variants.py);
-# `load_all()` imports them, so every registry is complete wherever it is read.
+# aekit.ingredients imports them all, so every registry is complete wherever that is imported.
 CORRUPTIONS = Registry("corruption")
 BACKBONES = Registry("backbone", structural=("input_shape", "latent_dim"))
 BOTTLENECKS = Registry("bottleneck", structural=("in_features", "latent_dim"))
@@ -353,10 +353,3 @@ LIKELIHOODS = Registry("likelihood")
 VARIANTS = Registry("variant")
 AXES = {"corruption": CORRUPTIONS, "backbone": BACKBONES, "bottleneck": BOTTLENECKS,
         "regularizer": REGULARIZERS, "likelihood": LIKELIHOODS}
-
-
-def load_all() -> None:
-    """Import every module that registers ingredients."""
-    from . import variants  # noqa: F401
-    from .axes import bottlenecks, corruption, likelihoods, regularizers  # noqa: F401
-    from . import backbones  # noqa: F401

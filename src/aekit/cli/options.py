@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, check_choice
-from ..registry import AXES, load_all, parse_spec_string
+from ..ingredients import load_all
+from ..registry import AXES, parse_spec_string
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
 # ---------------------------------------------------------------------- defaults, one source
