@@ -101,6 +101,10 @@ def add_segment_parser(sub) -> None:
     g.add_argument("--checkpoint-every", default=None,
                    help="also checkpoint inside epochs: N steps or a duration such as 90s, 10m; off (default: 10m)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs into --out")
+    g.add_argument("--precision", choices=("32", "bf16-mixed", "16-mixed"), default=None,
+                   help="32 (default), bf16-mixed (CUDA, or a CPU with AMX) or 16-mixed (CUDA, with a loss scale)")
+    g.add_argument("--logger", dest="loggers", action="append", choices=("tensorboard", "mlflow", "wandb"),
+                   default=None, metavar="NAME", help="also log to tensorboard, mlflow or wandb (offline); repeatable")
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.set_defaults(func=run_segment_train)
 
@@ -173,7 +177,8 @@ def run_segment_train(args) -> int:
     out = Path(args.out)
     options = {k: getattr(args, k) for k in ("epochs", "batch_size", "crop", "lr", "dice_weight", "augment",
                                              "elastic_std", "seed", "tile", "overlap", "max_time", "device",
-                                             "early_stopping", "checkpoint_every", "tensorboard")
+                                             "early_stopping", "checkpoint_every", "tensorboard", "precision",
+                                             "loggers")
                if getattr(args, k) is not None}
     if "tile" in options:
         options["overlap"] = default_overlap(options["tile"], options.get("overlap"))

@@ -14,6 +14,8 @@ from ..build import build
 from ..checkpoint import read_json
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError, check_choice
+from ..training.loggers import LOGGERS
+from ..training.precision import PRECISIONS
 from ..training.trainer import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
 from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
@@ -84,6 +86,10 @@ def add_train_parser(sub) -> None:
                         "--resume continues from the newest, bit-identical (default: 10m; epoch ends always)")
     g.add_argument("--seed", type=int, default=None, help="seed for weights, shuffling and noise (default: 0)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="32 (default), bf16-mixed (CUDA, or a CPU with AMX) or 16-mixed (CUDA, with a loss scale)")
+    g.add_argument("--logger", dest="loggers", action="append", choices=LOGGERS[1:], default=None, metavar="NAME",
+                   help="also log to tensorboard, mlflow or wandb (offline), into --out; repeatable")
     g.add_argument("--device", default=None, help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--deterministic", action="store_true", default=None, help="deterministic GPU kernels (bit-exact resume)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -168,7 +174,7 @@ def model_overrides(args) -> dict:
 def train_options(args) -> dict:
     names = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_fraction", "warmup_steps",
              "grad_clip", "early_stopping", "binarize", "max_time", "seed", "tensorboard", "device", "deterministic",
-             "checkpoint_every")
+             "checkpoint_every", "precision", "loggers")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
