@@ -29,6 +29,9 @@ How a step is split (so the result matches single-process training with the same
   --resume: every rank reads the same checkpoint from --out (a folder all nodes share); ranks
   that disagree on the epoch/step they resumed from stop with a CheckpointError.
 - batch_size must be divisible by the number of processes (a ConfigError says so).
+- Mixed precision (--precision): each rank autocasts its own forward; with 16-mixed the scaled
+  gradients are all-reduced, then unscaled (before clipping) and stepped, so every rank sees the
+  same gradients and skips the same steps; the loss scale is rank 0's in each checkpoint.
 """
 
 from __future__ import annotations
