@@ -302,3 +302,25 @@ def test_cli_logger_flag_is_recorded_in_run_json(tmp_path):
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["train"]["loggers"] == ["mlflow"] and [r["name"] for r in info["loggers"]] == ["csv", "mlflow"]
     assert (tmp_path / "r" / "mlruns").is_dir()
+
+
+def test_segment_train_takes_the_same_flags(tmp_path, no_fsync):
+    pytest.importorskip("mlflow", reason="mlflow not installed: pip install 'aekit[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert cli("segment", "make-data", "--out", data, "-n", "6", "--size", "16", "--seed", "3")[0] == 0
+    precision = "bf16-mixed" if cpu_has_native_bf16() else "32"
+    code, _, err = cli("segment", "train", "--images", data / "images", "--masks", data / "masks", "--out", run,
+                       "--epochs", "1", "--depth", "1", "--width", "2", "--crop", "16", "--tile", "16", "--logger", "mlflow",
+                       "--precision", precision, "--quiet")
+    assert code == 0, err
+    info = json.loads((run / "run.json").read_text())
+    assert info["train"]["precision"] == precision and info["train"]["loggers"] == ["mlflow"]
+    assert [r["name"] for r in info["loggers"]] == ["csv", "mlflow"]
+    history = json.loads((run / "history.json").read_text())  # segmentation's own layout, as before
+    assert set(history) == {"history", "best_epoch", "best_dice"}
+    client = MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri())
+    metrics = client.get_run(info["loggers"][1]["run_id"]).data.metrics
+    assert metrics["val_dice"] == pytest.approx(history["history"][-1]["val_dice"])
+    assert metrics["final/best_val_dice"] == pytest.approx(history["best_dice"])

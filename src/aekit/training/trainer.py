@@ -529,11 +529,15 @@ class Trainer(CheckpointMixin):
                     remove_path(self.checkpoint_root)  # a fresh run never resumes an old one's state; a link goes, not its target
         if self.out_dir is not None:
             self._open_loggers(resume)
-            self._write_run_info()  # with the loggers' record; on resume: the (possibly extended) epochs
-            if not resume:
-                info = self._run_info_dict()
-                for lg in self._loggers:
-                    lg.log_hparams(info)
+            try:
+                self._write_run_info()  # with the loggers' record; on resume: the (possibly extended) epochs
+                if not resume:
+                    info = self._run_info_dict()
+                    for lg in self._loggers:
+                        lg.log_hparams(info)
+            except BaseException:
+                self._close_loggers(failed=True)
+                raise
         result = TrainResult()
         steps_every, seconds_every = parse_checkpoint_every(self.cfg.checkpoint_every)
         self._every = (steps_every, seconds_every)
