@@ -58,7 +58,7 @@ def resume(out, epochs) -> tuple[int, str]:
 
 
 def history(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "time"} for r in json.loads((run / "history.json").read_text())]
+    return [{k: v for k, v in r.items() if k not in ("time", "samples_per_s")} for r in json.loads((run / "history.json").read_text())]
 
 
 def assert_same_run(a: Path, b: Path, epoch: int) -> None:

@@ -89,11 +89,12 @@ def test_loss_decreases_and_history_is_complete_and_written(digits, tmp_path):
     terms = set(model(digits.train[:4]).terms)
     assert terms == {"nll", "kl_prior"}
     for r in h:
-        expected = {"epoch", "step", "time", "lr", "train_loss", "val_loss"}
+        expected = {"epoch", "step", "time", "lr", "train_loss", "val_loss", "samples_per_s"}
         expected |= {f"train_{t}" for t in terms} | {f"val_{t}" for t in terms}
         assert expected <= set(r), sorted(expected - set(r))
         assert r["lr"] == pytest.approx(1e-2)
         assert all(math.isfinite(r[k]) for k in expected)
+        assert r["samples_per_s"] > 0  # throughput of the epoch's training steps
         # loss = nll + 1.0 * kl for beta = 1, per epoch mean and on validation
         assert r["train_loss"] == pytest.approx(r["train_nll"] + r["train_kl_prior"], rel=1e-5)
         assert r["val_loss"] == pytest.approx(r["val_nll"] + r["val_kl_prior"], rel=1e-5)

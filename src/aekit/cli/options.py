@@ -160,11 +160,13 @@ def data_options(args) -> dict:
 
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_fraction",
                  "warmup_steps", "grad_clip", "early_stopping", "binarize", "max_time", "seed", "tensorboard",
-                 "device", "deterministic", "checkpoint_every")
+                 "device", "deterministic", "checkpoint_every", "precision", "loggers")
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """The trainer's options, their defaults TrainConfig's."""
+    from ..training.loggers import LOGGERS
+    from ..training.precision import PRECISIONS
     from ..training.trainer import BINARIZE, OPTIMIZERS, SCHEDULES
 
     t = train_defaults()
@@ -200,6 +202,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help=_help("auto (cuda when available), cpu, cuda, cuda:N", t["device"]))
     g.add_argument("--deterministic", action="store_true", default=None,
                    help=_help("deterministic GPU kernels (bit-exact resume)", t["deterministic"]))
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help=_help("32, bf16-mixed (CUDA, or a CPU with AMX) or 16-mixed (CUDA, with a loss scale)",
+                              t["precision"]))
+    g.add_argument("--logger", dest="loggers", action="append", choices=LOGGERS[1:], default=None, metavar="NAME",
+                   help="also log to tensorboard, mlflow or wandb (offline), into --out; repeatable")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 

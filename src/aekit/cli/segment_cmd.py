@@ -13,6 +13,8 @@ import json
 import sys
 
 from ..errors import ConfigError, check_choice
+from ..training.loggers import LOGGERS
+from ..training.precision import PRECISIONS
 from .parser import Parser, positive_float, positive_int, print_table
 
 
@@ -97,6 +99,10 @@ def add_segment_parser(sub) -> None:
     g.add_argument("--checkpoint-every", default=None,
                    help="also checkpoint inside epochs: N steps or a duration such as 90s, 10m; off (default: 10m)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs into --out")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="32 (default), bf16-mixed (CUDA, or a CPU with AMX) or 16-mixed (CUDA, with a loss scale)")
+    g.add_argument("--logger", dest="loggers", action="append", choices=LOGGERS[1:],
+                   default=None, metavar="NAME", help="also log to tensorboard, mlflow or wandb (offline); repeatable")
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.set_defaults(func=run_segment_train)
 
@@ -143,7 +149,8 @@ def run_segment_train(args) -> int:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the model, history and checkpoints.")
     options = {k: getattr(args, k) for k in ("epochs", "batch_size", "crop", "lr", "dice_weight", "augment",
                                              "elastic_std", "seed", "tile", "overlap", "max_time", "device",
-                                             "early_stopping", "checkpoint_every", "tensorboard")
+                                             "early_stopping", "checkpoint_every", "tensorboard", "precision",
+                                             "loggers")
                if getattr(args, k) is not None}
     data = None
     if not args.resume and args.images is not None:

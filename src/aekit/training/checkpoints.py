@@ -29,6 +29,14 @@ import torch
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, ConfigError
 
+OLD_PRECISION = {"precision": "32", "scaler": None}  # checkpoints written before precision existed
+
+
+class PrecisionMismatch(CheckpointError):
+    """A checkpoint trained with another precision than the resuming run's: a choice to correct, not damage
+    (not skipped for an older checkpoint)."""
+
+
 NAME_PATTERN = re.compile(r"epoch-\d{5,}(-step-\d{10,})?")
 
 
@@ -143,6 +151,8 @@ def restore_newest(out_dir: Path | None, restore: Callable[[Path], None]) -> Pat
             if errors:
                 print(f"aekit: skipped unreadable checkpoint(s): {'; '.join(errors)}; resumed from {path}", file=sys.stderr)
             return path
+        except PrecisionMismatch:
+            raise
         except CheckpointError as exc:
             errors.append(str(exc))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
@@ -225,7 +235,9 @@ class CheckpointMixin:
                                for g, o, s in zip(self.groups[1:], self.optimizers[1:], self.schedulers[1:])}
         meta = {"step": self.step, "best_val": self.best_val, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
-                "train": asdict(self.cfg)}
+                "train": asdict(self.cfg), "precision": self.precision.state_dict()}
+        if len(self.groups) > 1:  # the other groups' loss scales (16-mixed; each group has its own)
+            meta["precision_groups"] = {g.name: p.state_dict() for g, p in zip(self.groups[1:], self.precisions[1:])}
         if inside is not None:
             state["epoch_sums"] = dict(inside["sums"])
             meta.update(epoch_step=inside["epoch_step"], epoch_count=inside["count"], elapsed=inside["elapsed"])
@@ -242,6 +254,7 @@ class CheckpointMixin:
         meta, state = read_checkpoint(path)
         meta, state = upgrade_segment_checkpoint(meta, state)
         check_meta(meta, path)
+        self._restore_precision(meta, path)
         weights = ckpt.read_tensors(path / ckpt.WEIGHTS_NAME)
         ckpt.load_state_into(self.model, weights, source=path / ckpt.WEIGHTS_NAME)
         sums = state.get("epoch_sums") or {}
@@ -278,6 +291,21 @@ class CheckpointMixin:
         self.history = list(meta["history"])
         self._epoch_step, self._epoch_count = int(meta.get("epoch_step", 0)), int(meta.get("epoch_count", 0))
         self._epoch_sums = {k: v.to(self.device) for k, v in sums.items()}
+
+    def _restore_precision(self, meta: dict, path: Path) -> None:
+        """Each group's precision state (the GradScaler's loss scale and growth counter for 16-mixed); a checkpoint
+        without one was trained in float32 ("32"). Another precision than this run's is refused."""
+        saved = meta.get("precision", OLD_PRECISION)
+        trained = saved.get("precision") if isinstance(saved, dict) else None
+        if trained in ("32", "bf16-mixed", "16-mixed") and trained != self.precision.name:
+            raise PrecisionMismatch(f"{str(path)!r} was trained with precision={trained!r}; resume it with that "
+                                    f"precision, not {self.precision.name!r} (the numerics and loss scale would differ).")
+        self.precision.load_state_dict(saved, source=path)
+        others = meta.get("precision_groups") or {}
+        if not isinstance(others, dict):
+            raise CheckpointError(f"{str(path)!r}: precision_groups must be an object; got {others!r:.80}.")
+        for g, prec in zip(self.groups[1:], self.precisions[1:]):
+            prec.load_state_dict(others.get(g.name, {"precision": trained, "scaler": None}), source=path)
 
     def _check_kept_model(self) -> None:
         """On resume: the run's kept model must be whole; a damaged one is restored from its epoch's checkpoint.

@@ -24,11 +24,14 @@ How a step is split (so the result matches single-process training with the same
 - The loss checked for NaN/inf is the global batch's (an all-reduce), so all ranks stop together
   with the same TrainingError. Validation runs on every rank and rank 0's numbers are broadcast,
   so early stopping and --max-time decide the same everywhere.
-- Only rank 0 writes (run.json, history, checkpoints, the kept model, TensorBoard) and prints;
+- Only rank 0 writes (run.json, history, checkpoints, the kept model, the loggers) and prints;
   it holds the run folder's lock (aekit.training.run_lock), and a refused lock stops every rank alike.
   --resume: every rank reads the same checkpoint from --out (a folder all nodes share); ranks
   that disagree on the epoch/step they resumed from stop with a CheckpointError.
 - batch_size must be divisible by the number of processes (a ConfigError says so).
+- Mixed precision (--precision): each rank autocasts its own forward; with 16-mixed the scaled
+  gradients are all-reduced, then unscaled (before clipping) and stepped, so every rank sees the
+  same gradients and skips the same steps; the loss scale is rank 0's in each checkpoint.
 """
 
 from __future__ import annotations
@@ -271,6 +274,10 @@ class DistributedTrainer(Trainer):
         totals = self._all_reduce([float(sums[k]) for k in keys] + [float(count)])
         total = max(totals[-1], 1.0)
         return {f"train_{k}": v / total for k, v in zip(keys, totals[:-1])}
+
+    def _global_samples(self, n: int) -> int:
+        """The epoch's samples over every rank (throughput of the whole job)."""
+        return int(self._all_reduce([float(n)])[0])
 
     def evaluate(self, x, *args, **kwargs) -> dict:
         """Validation on every rank, rank 0's numbers everywhere (so stopping decisions agree)."""

@@ -117,6 +117,18 @@ class Precision:
         self.scaler.update()
         return not self.scaler.get_scale() < before  # update() lowers the scale exactly when it skipped the step
 
+    def fresh(self) -> "Precision":
+        """A Precision of the same kind with its own GradScaler (same settings, initial scale): another optimizer
+        group's. Each group steps on its own loss, so each keeps its own loss scale: an overflow in one group's
+        gradients lowers that group's scale only. Without a scaler, an equal Precision (nothing to share)."""
+        if self.scaler is None:
+            return Precision(name=self.name, device_type=self.device_type)
+        s = self.scaler
+        scaler = torch.amp.GradScaler(getattr(s, "_device", self.device_type), init_scale=s._init_scale,
+                                      growth_factor=s._growth_factor, backoff_factor=s._backoff_factor,
+                                      growth_interval=s._growth_interval, enabled=s.is_enabled())
+        return Precision(name=self.name, device_type=self.device_type, scaler=scaler)
+
     def state_dict(self) -> dict:
         """JSON-able state: {"precision": name, "scaler": GradScaler.state_dict() or None}."""
         state = dict(self.scaler.state_dict()) if self.scaler is not None else None  # python floats and ints

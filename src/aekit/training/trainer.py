@@ -47,8 +47,10 @@ import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
-from ..errors import AekitWarning, ConfigError, ShortRunWarning, TrainingError, check_choice, did_you_mean
+from ..errors import AekitWarning, CheckpointError, ConfigError, ShortRunWarning, TrainingError, check_choice, did_you_mean
 from ..inputs import as_float_tensor, is_array_like
+from .loggers import LOGGERS, Logger, loggers_record, make_loggers
+from .precision import PRECISIONS, make_precision
 from .run_lock import RunLock
 from .checkpoints import CheckpointMixin, check_root, has_checkpoint, remove_path
 from ..step import (OptimizerGroup, batch_rows, check_batch, index_batch, map_batch, optimizer_groups_of,
@@ -88,6 +90,8 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N
     deterministic: bool = False  # GPU: deterministic cuDNN kernels, so resume is bit-exact for conv models too
     checkpoint_every: int | str | None = "10m"  # also checkpoint inside epochs: every N steps, or a duration; None: off
+    precision: str = "32"  # "32" | "bf16-mixed" | "16-mixed" (aekit.training.precision; checked against the device)
+    loggers: tuple = ()  # experiment loggers besides the CSV history: tensorboard, mlflow, wandb (training/loggers.py)
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -124,6 +128,19 @@ class TrainConfig:
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints!r}.")
         parse_checkpoint_every(self.checkpoint_every)
+        check_choice("precision", self.precision, PRECISIONS)
+        names = self.loggers.split(",") if isinstance(self.loggers, str) else self.loggers
+        if not isinstance(names, (list, tuple)):
+            raise ConfigError(f"loggers must be a list of logger names {LOGGERS}; got {self.loggers!r}.")
+        self.loggers = tuple(n.strip() if isinstance(n, str) else n for n in names if n != "")
+        for name in self.loggers:
+            check_choice("logger", name, LOGGERS)
+
+    def logger_names(self) -> list[str]:
+        """The loggers a run with an out_dir opens: csv (its history), then `loggers`, and tensorboard when
+        tensorboard=True (the older switch, an alias), each once."""
+        names = ["csv", *self.loggers] + (["tensorboard"] if self.tensorboard else [])
+        return list(dict.fromkeys(names))
 
     def warmup_for(self, total_steps: int) -> int:
         """Warm-up steps of a run of total_steps: warmup_steps when set, else warmup_fraction of the run,
@@ -263,6 +280,7 @@ class Trainer(CheckpointMixin):
                  validate: Callable[[nn.Module], dict] | None = None) -> None:
         self.cfg = config or TrainConfig()
         self.device = resolve_device(self.cfg.device)
+        self.precision = make_precision(self.cfg.precision, self.device)  # an impossible choice fails before any work
         if self.cfg.deterministic and self.device.type == "cuda":
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         self.model = model.to(self.device)
@@ -279,6 +297,9 @@ class Trainer(CheckpointMixin):
         self.optimizers = [g.optimizer(g.params) if g.optimizer is not None else make_optimizer(g.params, self.cfg)
                            for g in self.groups]
         self.schedulers: list = [None] * len(self.groups)
+        # one Precision per group: each group's loss has its own GradScaler (16-mixed); the first is self.precision
+        self.precisions = [self.precision] + [self.precision.fresh() for _ in self.groups[1:]]
+        self._cast_terms = self.precision.dtype is not None  # bf16 / fp16 terms are summed in float32
         self._step_fn = getattr(self.model, "training_step", None)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
         self.binarize_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
@@ -290,7 +311,8 @@ class Trainer(CheckpointMixin):
         self.bad_epochs = 0
         self.history: list[dict] = []
         self.elapsed = 0.0
-        self._tb = None
+        self._loggers: list[Logger] = []
+        self._epoch_samples = 0  # samples trained in the epoch in progress since it (re)started: throughput
         self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}  # a checkpoint inside an epoch, restored
         self._epoch_shuffle = None  # the shuffling generator's state at the start of the epoch in progress
         self._epoch_t0 = 0.0
@@ -456,6 +478,7 @@ class Trainer(CheckpointMixin):
                 raise ConfigError("y_train was given, but train already is a tuple or dict: put the labels in it.")
         if n_train == 0:
             raise ConfigError("train has no samples.")
+        self._check_loggers()
         if val is not None:
             val = self._prepare_data(val, "val")
             if batch_rows(val) == 0:
@@ -498,21 +521,30 @@ class Trainer(CheckpointMixin):
             held = self._solved_layers()
             if self.out_dir is not None:
                 self._check_kept_model()
-                self._write_run_info()  # records the (possibly extended) epochs
         else:
             held = self._init_from_data(train, streaming)
             torch.manual_seed(self.cfg.seed)  # corruption noise and posterior samples: reproducible from the seed
             if self.out_dir is not None:
                 if self.checkpoint_root.is_symlink() or self.checkpoint_root.exists():
                     remove_path(self.checkpoint_root)  # a fresh run never resumes an old one's state; a link goes, not its target
-                self._write_run_info()
-        self._open_tensorboard()
+        if self.out_dir is not None:
+            self._open_loggers(resume)
+            try:
+                self._write_run_info()  # with the loggers' record; on resume: the (possibly extended) epochs
+                if not resume:
+                    info = self._run_info_dict()
+                    for lg in self._loggers:
+                        lg.log_hparams(info)
+            except BaseException:
+                self._close_loggers(failed=True)
+                raise
         result = TrainResult()
         steps_every, seconds_every = parse_checkpoint_every(self.cfg.checkpoint_every)
         self._every = (steps_every, seconds_every)
         self._last_save = time.monotonic()
         for layer in held:  # PCA's exact minimum of this objective: steps could only leave it (pca_init.py)
             layer.requires_grad_(False)
+        failed = True
         try:
             while self.epoch < self.cfg.epochs:
                 t0 = self._epoch_t0 = time.perf_counter()
@@ -520,6 +552,8 @@ class Trainer(CheckpointMixin):
                 self._epoch_shuffle = self.shuffle_gen.get_state()  # a checkpoint inside this epoch redraws from here
                 batches = self._stream_batches(train, skip=skip) if streaming else self._batches(train, skip=skip)
                 record = self._train_epoch(batches, steps_per_epoch)
+                train_seconds = time.perf_counter() - t0
+                samples = self._global_samples(self._epoch_samples)
                 if val is not None or self.validate is not None:
                     record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 self.elapsed += time.perf_counter() - t0
@@ -528,6 +562,8 @@ class Trainer(CheckpointMixin):
                           "lr": self.optimizer.param_groups[0]["lr"], **record}
                 for group, opt in zip(self.groups[1:], self.optimizers[1:]):
                     record[f"lr_{group.name}"] = opt.param_groups[0]["lr"]
+                # throughput of this epoch's training steps (validation excluded), since it (re)started
+                record["samples_per_s"] = round(samples / train_seconds, 2) if train_seconds > 0 else None
                 self.history.append(record)
                 improved = self._track_best(record)
                 self._log(record)
@@ -541,11 +577,12 @@ class Trainer(CheckpointMixin):
                     break
                 if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
                     break
+            self._log_final()
+            failed = False
         finally:
             for layer in held:
                 layer.requires_grad_(True)
-            if self._tb is not None:
-                self._tb.close()
+            self._close_loggers(failed=failed)
         if self.out_dir is not None and self.best_epoch is None:
             self._save_model(self.model, self.out_dir)  # no validation data: the final model is the one kept
         result.history, result.best_epoch, result.best_val = self.history, self.best_epoch, self.best_val
@@ -609,13 +646,14 @@ class Trainer(CheckpointMixin):
         """One optimizer step of group `index` on loss: its gradients only, its schedule advanced."""
         if not loss.requires_grad:  # not when every weight is held at a solved optimum (pca_init.py)
             return
-        opt, params = self.optimizers[index], self.groups[index].params
+        opt, params, prec = self.optimizers[index], self.groups[index].params, self.precisions[index]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync_gradients(params)  # DDP: all-reduce; single process: nothing
+        prec.backward(loss)  # 16-mixed: the scaled loss; else loss.backward()
+        self._sync_gradients(params)  # DDP: all-reduce (of the scaled gradients); single process: nothing
         if self.cfg.grad_clip:
+            prec.unscale_(opt)  # 16-mixed: the true gradients before their norm is clipped; else nothing
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
-        opt.step()
+        prec.step(opt)  # 16-mixed: skipped when a gradient overflowed, the loss scale updated; else opt.step()
         if self.schedulers[index] is not None:  # the schedule follows this group's optimizer steps
             self.schedulers[index].step()
 
@@ -624,7 +662,8 @@ class Trainer(CheckpointMixin):
         model.train()
         done = self._epoch_step  # steps of this epoch restored from a checkpoint inside it (else 0)
         sums: dict[str, torch.Tensor] = dict(self._epoch_sums)
-        count = self._epoch_count
+        count = start = self._epoch_count
+        autocast, cast = self.precision.autocast, self._cast_terms
         self._epoch_step, self._epoch_count, self._epoch_sums = 0, 0, {}
         bar = self._progress(steps_per_epoch)
         if bar is not None and done:
@@ -633,7 +672,8 @@ class Trainer(CheckpointMixin):
         for i, batch in enumerate(batches, start=done):
             self._before_step()
             if not several:  # the fast path: one group, one step per batch
-                out = self._call_step(batch)
+                with autocast():  # "32": a null context
+                    out = self._call_step(batch)
                 loss = out.loss
                 self._check_finite(loss, i)
                 self._optimize(loss, 0)
@@ -645,11 +685,11 @@ class Trainer(CheckpointMixin):
             n = getattr(out, "batch_size", None) or batch_rows(batch)
             count += n
             with torch.no_grad():  # accumulate as tensors: one sync per epoch, not per term per step
-                sums["loss"] = sums.get("loss", 0) + loss.detach() * n
+                sums["loss"] = sums.get("loss", 0) + (loss.detach().float() if cast else loss.detach()) * n
                 for k, v in out.terms.items():
-                    sums[k] = sums.get(k, 0) + v.detach() * n
+                    sums[k] = sums.get(k, 0) + (v.detach().float() if cast else v.detach()) * n
                 for k, v in (extra or {}).items():
-                    sums[k] = sums.get(k, 0) + v.detach() * n
+                    sums[k] = sums.get(k, 0) + (v.detach().float() if cast else v.detach()) * n
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0:
@@ -661,6 +701,7 @@ class Trainer(CheckpointMixin):
                 self._last_save = time.monotonic()
         if bar is not None:
             bar.close()
+        self._epoch_samples = count - start
         return self._epoch_means(sums, count)
 
     def _several_groups(self, batch, i: int):
@@ -671,7 +712,8 @@ class Trainer(CheckpointMixin):
         first, extra = None, {}
         for index, group in enumerate(self.groups):
             for _ in range(group.steps):
-                out = self._call_step(batch, group.name)
+                with self.precisions[index].autocast():
+                    out = self._call_step(batch, group.name)
                 self._check_finite(out.loss, i, group.name)
                 self._optimize(out.loss, index)
             if index == 0:
@@ -713,7 +755,7 @@ class Trainer(CheckpointMixin):
         data: in-memory data as fit takes it (a tensor, a tuple or a dict, on any device); y: the labels (N,)
         of a conditional model given apart from a tensor x, else None. With a `validate` function: its scores."""
         if self.validate is not None:
-            with torch.enable_grad():  # the task's function decides
+            with torch.enable_grad(), self.precision.autocast():  # the task's function decides
                 return {k: float(v) for k, v in self.validate(self.model).items()}
         if isinstance(data, torch.Tensor):
             data = data.to(self.device)
@@ -725,7 +767,7 @@ class Trainer(CheckpointMixin):
         step = getattr(self.model, "validation_step", None)
         sums: dict[str, float] = {}
         n_all = batch_rows(data)
-        with validation_mode(self.model, self.cfg.seed + 3, self.device):
+        with validation_mode(self.model, self.cfg.seed + 3, self.device), self.precision.autocast():
             for i in range(0, n_all, batch_size):
                 batch = slice_batch(data, i, i + batch_size)
                 out = step(batch) if step is not None else self._call_step(batch)
@@ -756,36 +798,64 @@ class Trainer(CheckpointMixin):
 
         return tqdm(total=total, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False, file=sys.stderr)
 
-    def _open_tensorboard(self) -> None:
-        if not self.cfg.tensorboard or self.out_dir is None:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError("tensorboard=True needs the tensorboard package: pip install 'aekit[tensorboard]'.") from None
-        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.epoch + 1)
+    def _check_loggers(self) -> None:
+        """Loggers other than the CSV history write into the run folder: refused without one."""
+        extra = [n for n in self.cfg.logger_names() if n != "csv"]
+        if extra and self._resume_folder() is None:
+            raise ConfigError(f"loggers={extra!r} write into the run folder: pass out_dir (--out) or no loggers.")
+
+    def _open_loggers(self, resume: bool) -> None:
+        """csv (history.json / .csv) and the configured loggers, writing into out_dir (the main rank only).
+
+        A resumed run continues the MLflow / W&B runs recorded in run.json and purges TensorBoard's events
+        from the first epoch trained again."""
+        previous = None
+        if resume:
+            try:
+                previous = ckpt.read_json(self.out_dir / "run.json").get("loggers")
+            except (CheckpointError, OSError, AttributeError, ValueError):
+                previous = None  # no or unreadable run.json: new tracker runs
+        self._loggers = make_loggers(self.cfg.logger_names(), self.out_dir, history=self.history,
+                                     resume=previous if isinstance(previous, list) else None,
+                                     purge_step=self.epoch + 1, run_name=self.out_dir.name)
 
     def _log(self, record: dict) -> None:
-        if self._tb is not None:
-            for k, v in record.items():
-                if k != "epoch" and isinstance(v, (int, float)):
-                    self._tb.add_scalar(k, v, record["epoch"])
-        if self.out_dir is None:
-            return
-        ckpt.atomic_write_json(self.out_dir / "history.json", self.history)
-        keys: list[str] = []
-        for r in self.history:
-            keys += [k for k in r if k not in keys]
-        lines = [",".join(keys)] + [",".join("" if r.get(k) is None else repr(r[k]) for k in keys) for r in self.history]
-        ckpt.atomic_write_bytes(self.out_dir / "history.csv", ("\n".join(lines) + "\n").encode())
+        """One epoch's record to every logger (the CSV logger rewrites history.json and history.csv)."""
+        for lg in self._loggers:
+            lg.log_metrics(record["epoch"], record)
 
-    def _write_run_info(self) -> None:
+    def _log_final(self) -> None:
+        if not self._loggers:
+            return
+        last = self.history[-1] if self.history else {}
+        final = {"best_epoch": self.best_epoch, f"best_{self.monitor}": self.best_val, "seconds": round(self.elapsed, 4),
+                 **{k: v for k, v in last.items() if k.startswith(("train_", "val_"))}}
+        for lg in self._loggers:
+            lg.log_final(final)
+
+    def _close_loggers(self, *, failed: bool) -> None:
+        loggers, self._loggers = self._loggers, []
+        for lg in loggers:
+            lg.close(failed=failed)
+
+    def _global_samples(self, n: int) -> int:
+        """Samples trained in this epoch over every process (data-parallel training overrides it)."""
+        return n
+
+    def _run_info_dict(self) -> dict:
         # a task may record its own training options under "train" (segmentation: its SegmentConfig)
-        info = {**self.run_info, "train": self.run_info.get("train", asdict(self.cfg)),
+        info = {**{k: v for k, v in self.run_info.items() if k != "loggers"},  # a resumed run's is rewritten
+                "train": self.run_info.get("train", asdict(self.cfg)),
                 "model": getattr(self.model, "config", {})}
         from ..build import _jsonable
 
-        ckpt.atomic_write_json(self.out_dir / "run.json", _jsonable(info))
+        return _jsonable(info)
+
+    def _write_run_info(self) -> None:
+        info = self._run_info_dict()
+        if self._loggers:
+            info["loggers"] = loggers_record(self._loggers)  # which loggers wrote, where, and their run ids
+        ckpt.atomic_write_json(self.out_dir / "run.json", info)
 
 
 def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_size: int = 128, lr: float = 4e-3,
@@ -794,8 +864,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         warmup_max_steps: int | None = 200, warmup_steps: int | None = None, grad_clip: float | None = None, seed: int = 0,
         early_stopping: int | None = None, binarize: str = "none", max_time: float | None = None,
         progress: bool | None = None, tensorboard: bool = False, keep_checkpoints: int = 2, num_workers: int = 0,
-        device: str = "auto", deterministic: bool = False, checkpoint_every: int | str | None = "10m", out_dir=None,
-        resume: bool = False, callbacks=None, y_train=None, y_val=None, **unknown) -> TrainResult:
+        device: str = "auto", deterministic: bool = False, checkpoint_every: int | str | None = "10m",
+        precision: str = "32", loggers=(), out_dir=None, resume: bool = False, callbacks=None, y_train=None, y_val=None, **unknown) -> TrainResult:
     """Train `model` in one call and return a TrainResult (history, best epoch and validation loss, seconds).
 
         result = aekit.fit(model, x_train, x_val, epochs=5, lr=1e-3, out_dir="run")
@@ -826,10 +896,17 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         progress : a tqdm bar per epoch: True, False, or None (default) for a terminal or notebook only.
         out_dir : a run directory for checkpoints, history and the kept model (default None: nothing written).
         resume : continue the run in out_dir from its last checkpoint.   callbacks : f(record, trainer) per epoch.
-        tensorboard : also write TensorBoard logs into out_dir (needs the tensorboard package).
+        loggers : experiment loggers writing into out_dir besides its CSV history: 'tensorboard', 'mlflow' (a local
+            file store), 'wandb' (offline), e.g. loggers=["mlflow"] (each an optional extra: pip install 'aekit[mlflow]').
+            Each epoch's losses, learning rates and samples_per_s, then the final metrics; run.json["loggers"] says
+            where they wrote.
+        tensorboard : True is the same as adding 'tensorboard' to loggers (default False).
         keep_checkpoints : epoch checkpoints kept (default 2).   num_workers : DataLoader workers (Dataset only).
         device : 'auto' (default: cuda when available), 'cpu', 'cuda', 'cuda:N'.
         deterministic : deterministic GPU kernels (bit-exact resume of conv models on GPU).
+        precision : '32' (default), 'bf16-mixed' (CUDA with bf16, or a CPU with AMX) or '16-mixed' (CUDA, with a
+            dynamic loss scale); refused where the device cannot run it or would run it slower. A resumed run keeps
+            its precision.
         checkpoint_every : also checkpoint inside epochs (with out_dir): every N steps (an int), or a duration
             such as '90s', '10m', '2h' (default '10m'); 'off' or None: at epoch ends only.
 
@@ -845,6 +922,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                    warmup_max_steps=warmup_max_steps, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, early_stopping=early_stopping,
                    binarize=binarize, max_time=max_time, progress=progress, tensorboard=tensorboard,
                    keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device,
-                   deterministic=deterministic, checkpoint_every=checkpoint_every)
+                   deterministic=deterministic, checkpoint_every=checkpoint_every, precision=precision,
+                   loggers=loggers)
     trainer = Trainer(model, TrainConfig(**options), out_dir=out_dir, callbacks=callbacks)
     return trainer.fit(train_data, val_data, resume=resume, y_train=y_train, y_val=y_val)

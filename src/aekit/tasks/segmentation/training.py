@@ -66,6 +66,8 @@ class SegmentConfig:
     early_stopping: int | None = None           # patience in epochs on the validation Dice
     checkpoint_every: int | str | None = "10m"  # also checkpoint inside epochs (steps or a duration)
     tensorboard: bool = False
+    precision: str = "32"           # "32" | "bf16-mixed" | "16-mixed" (the one trainer's; checked against the device)
+    loggers: tuple = ()             # experiment loggers besides the CSV history: tensorboard, mlflow, wandb
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "crop", "tile", "keep_checkpoints"):
@@ -82,6 +84,7 @@ class SegmentConfig:
         for a in self.augment:
             check_choice("augment", a, AUGMENTATIONS)
         parse_checkpoint_every(self.checkpoint_every)
+        self.loggers = TrainConfig(precision=self.precision, loggers=self.loggers).loggers  # checked, as a tuple
 
     def train_config(self, n_train: int | None = None) -> TrainConfig:
         """The one trainer's options for this run (a batch is at most the training set)."""
@@ -90,6 +93,7 @@ class SegmentConfig:
                            seed=self.seed, max_time=self.max_time, keep_checkpoints=self.keep_checkpoints,
                            device=self.device, early_stopping=self.early_stopping,
                            checkpoint_every=self.checkpoint_every, tensorboard=self.tensorboard, progress=False,
+                           precision=self.precision, loggers=self.loggers,
                            schedule="none", warmup_steps=0)
 
     @classmethod
