@@ -133,6 +133,11 @@ class Autoencoder(nn.Module):
             raise ShapeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}.")
 
     def check_latent(self, z: torch.Tensor, *, name: str = "z") -> None:
+        if self.provides("spatial_code"):  # a fully convolutional backbone: (B, latent_dim, H_L, W_L)
+            if not isinstance(z, torch.Tensor) or z.dim() != 4 or z.shape[1] != self.latent_dim:
+                shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}, height, width).")
+            return
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}).")
@@ -193,8 +198,9 @@ class Autoencoder(nn.Module):
                                 weights={"nll": 1.0}, params=params, lazy_nll=lambda: lik.nll(x, params))
             nll = self.likelihood.nll(x, params)  # (B,)
             terms = {"nll": nll.mean()}
-            weights = {"nll": 1.0}
-            per_sample = nll
+            # a rate-trained bottleneck weights the distortion: loss = rate + lambda * nll (axes/entropy_models.py)
+            weights = {"nll": float(getattr(self.bottleneck, "distortion_weight", 1.0))}
+            per_sample = weights["nll"] * nll
             for name, value in code.aux_losses.items():
                 terms[name], weights[name] = value.mean(), 1.0
                 per_sample = per_sample + value

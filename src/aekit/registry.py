@@ -358,5 +358,5 @@ AXES = {"corruption": CORRUPTIONS, "backbone": BACKBONES, "bottleneck": BOTTLENE
 def load_all() -> None:
     """Import every module that registers ingredients."""
     from . import variants  # noqa: F401
-    from .axes import bottlenecks, corruption, likelihoods, regularizers  # noqa: F401
+    from .axes import bottlenecks, corruption, entropy_models, likelihoods, regularizers  # noqa: F401
     from . import backbones  # noqa: F401

@@ -18,6 +18,14 @@ optionally scale / offset (raw = x * scale + offset, for data loaded from raw un
 decoding, by the memory budget (aekit.memory_budget) and by what the payload can hold
 (codec.decompress).
 
+Version 2 (the learned entropy coder, learned.py) has the same layout; its header fields are
+coder (entropy | hyperprior), shape (one image's (C, H, W), any H and W for a fully
+convolutional model, else the model's input shape), count, code_shape (one sample's code y),
+hyper_shape (one sample's code z, [] for 'entropy'), precision (bits of the integer frequency
+tables), model_hash, codec_hash (SHA-256 of the coding tables), payload_bytes, payload_sha256
+and optionally scale / offset. Readers say which versions they take (`versions=`): version-1
+files keep decoding with codec.decompress, version-2 files with learned.decompress_learned.
+
 `read_container` trusts nothing: every field is type- and range-checked, declared sizes are
 bounded before anything is allocated, and every failure is an aekit error (DataError for a
 damaged or foreign file, CheckpointError for a file written by another model).
@@ -38,8 +46,12 @@ from .entropy import METHODS
 from .quantize import MAX_BITS
 
 MAGIC = b"AEKC"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 1  # the quantizer + fitted histogram codec (codec.py)
+VERSION_LEARNED = 2  # the learned entropy models (learned.py)
+SUPPORTED_VERSIONS = (1, 2)
+READERS = {1: "aekit.tasks.compression.decompress", 2: "aekit.tasks.compression.decompress_learned"}
+CODERS = ("entropy", "hyperprior")
+MAX_PRECISION = 24
 MAX_HEADER_BYTES = 64 * 1024
 MAX_FILE_BYTES = 2 ** 32  # 4 GiB
 MAX_SYMBOLS = 2 ** 26  # count * latent_dim: 64 M symbols (1 M images x 64 dims) per file; the decoder holds them as int64
@@ -90,6 +102,51 @@ def check_header(header, *, where: str = "container") -> dict:
             bad(f"{key} must be 64 lowercase hex digits")
     if not _int(header["payload_bytes"], 0, MAX_FILE_BYTES):
         bad(f"payload_bytes must be an integer in [0, {MAX_FILE_BYTES}]; got {header['payload_bytes']!r}")
+    _check_scale(header, bad)
+    if header["count"] * header["latent_dim"] > MAX_SYMBOLS:
+        bad(f"count x latent_dim = {header['count'] * header['latent_dim']} exceeds the limit {MAX_SYMBOLS}")
+    if header["count"] * math.prod(shape) > MAX_ELEMENTS:
+        bad(f"count x prod(shape) = {header['count'] * math.prod(shape)} exceeds the limit {MAX_ELEMENTS}")
+    return header
+
+
+def check_header_learned(header, *, where: str = "container") -> dict:
+    """Validate a version-2 header (learned entropy coder); DataError otherwise."""
+    def bad(msg):
+        raise DataError(f"{where}: invalid header: {msg}.")
+
+    if not isinstance(header, dict):
+        bad("not a JSON object")
+    required = ("coder", "shape", "count", "code_shape", "hyper_shape", "precision", "model_hash", "codec_hash",
+                "payload_bytes", "payload_sha256")
+    missing = [k for k in required if k not in header]
+    if missing:
+        bad(f"missing field(s) {missing}")
+    if header["coder"] not in CODERS:
+        bad(f"coder must be one of {', '.join(map(repr, CODERS))}; got {header['coder']!r}")
+    for key, lo in (("shape", 1), ("code_shape", 1), ("hyper_shape", 0)):
+        val = header[key]
+        if not isinstance(val, list) or not lo <= len(val) <= 3 or not all(_int(s, 1, 2 ** 20) for s in val):
+            bad(f"{key} must be a list of up to 3 positive integers; got {val!r}")
+    if not _int(header["count"], 0, MAX_SYMBOLS):
+        bad(f"count must be an integer in [0, {MAX_SYMBOLS}]; got {header['count']!r}")
+    if not _int(header["precision"], 8, MAX_PRECISION):
+        bad(f"precision must be an integer in [8, {MAX_PRECISION}]; got {header['precision']!r}")
+    for key in ("model_hash", "codec_hash", "payload_sha256"):
+        if not _hex64(header[key]):
+            bad(f"{key} must be 64 lowercase hex digits")
+    if not _int(header["payload_bytes"], 0, MAX_FILE_BYTES):
+        bad(f"payload_bytes must be an integer in [0, {MAX_FILE_BYTES}]; got {header['payload_bytes']!r}")
+    _check_scale(header, bad)
+    symbols = header["count"] * (math.prod(header["code_shape"]) + math.prod(header["hyper_shape"] or [0]))
+    if symbols > MAX_SYMBOLS:
+        bad(f"count x code size = {symbols} exceeds the limit {MAX_SYMBOLS}")
+    if header["count"] * math.prod(header["shape"]) > MAX_ELEMENTS:
+        bad(f"count x prod(shape) = {header['count'] * math.prod(header['shape'])} exceeds the limit {MAX_ELEMENTS}")
+    return header
+
+
+def _check_scale(header: dict, bad) -> None:
     for key in ("scale", "offset"):
         if key in header and not _number(header[key]):
             bad(f"{key} must be a finite number; got {header[key]!r}")
@@ -99,28 +156,41 @@ def check_header(header, *, where: str = "container") -> dict:
         bad(f"scale must be in (0, {MAX_SCALE:g}] (raw = x * scale + offset); got {header['scale']!r}")
     if "offset" in header and not abs(header["offset"]) <= MAX_SCALE:
         bad(f"offset must be in [-{MAX_SCALE:g}, {MAX_SCALE:g}]; got {header['offset']!r}")
-    if header["count"] * header["latent_dim"] > MAX_SYMBOLS:
-        bad(f"count x latent_dim = {header['count'] * header['latent_dim']} exceeds the limit {MAX_SYMBOLS}")
-    if header["count"] * math.prod(shape) > MAX_ELEMENTS:
-        bad(f"count x prod(shape) = {header['count'] * math.prod(shape)} exceeds the limit {MAX_ELEMENTS}")
-    return header
 
 
-def pack_container(header: dict, payload: bytes) -> bytes:
+HEADER_CHECKS = {1: check_header, 2: check_header_learned}
+
+
+def pack_container(header: dict, payload: bytes, *, version: int = VERSION) -> bytes:
     """Header fields (payload_bytes and payload_sha256 are filled in) + payload -> container bytes."""
+    if version not in SUPPORTED_VERSIONS:
+        raise DataError(f"container version must be one of {SUPPORTED_VERSIONS}; got {version!r}.")
     header = dict(header)
     header["payload_bytes"] = len(payload)
     header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    check_header(header, where="pack_container")
+    HEADER_CHECKS[version](header, where="pack_container")
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(head) > MAX_HEADER_BYTES:
         raise DataError(f"the container header is {len(head)} bytes; the limit is {MAX_HEADER_BYTES}.")
-    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + struct.pack(">I", zlib.crc32(head)) + bytes(payload)
+    return _PREFIX.pack(MAGIC, version, len(head)) + head + struct.pack(">I", zlib.crc32(head)) + bytes(payload)
+
+
+def container_version(data: bytes, *, where: str = "container") -> int:
+    """The version of container bytes (after checking the magic); DataError for anything else."""
+    data = bytes(data[:_PREFIX.size])
+    if len(data) < _PREFIX.size:
+        raise DataError(f"{where} is truncated or not an aekit container: {len(data)} bytes.")
+    magic, version, _ = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise DataError(f"{where} is not an aekit container (magic {magic!r}, expected {MAGIC!r}).")
+    return int(version)
 
 
 def unpack_container(data: bytes, *, where: str = "container", model_hash: str | None = None,
-                     codec_hash: str | None = None) -> tuple[dict, bytes]:
-    """Container bytes -> (header, payload), validating magic, version, sizes, CRC, checksum, hashes."""
+                     codec_hash: str | None = None, versions=(VERSION,)) -> tuple[dict, bytes]:
+    """Container bytes -> (header, payload), validating magic, version, sizes, CRC, checksum, hashes.
+
+    versions: the container versions the caller decodes (1: codec.decompress, 2: learned.decompress_learned)."""
     data = bytes(data)
     if len(data) < _PREFIX.size:
         raise DataError(f"{where} is truncated or not an aekit container: {len(data)} bytes.")
@@ -130,6 +200,9 @@ def unpack_container(data: bytes, *, where: str = "container", model_hash: str |
     if version not in SUPPORTED_VERSIONS:
         raise DataError(f"{where} has container version {version}; this aekit reads version(s) "
                         f"{', '.join(map(str, SUPPORTED_VERSIONS))}.")
+    if version not in versions:
+        raise DataError(f"{where} has container version {version} ({'learned entropy coder' if version == 2 else 'quantizer codec'}); "
+                        f"decode it with {READERS[version]}.")
     if head_len > MAX_HEADER_BYTES:
         raise DataError(f"{where} declares a {head_len}-byte header; the limit is {MAX_HEADER_BYTES} (corrupted?).")
     start = _PREFIX.size
@@ -143,7 +216,7 @@ def unpack_container(data: bytes, *, where: str = "container", model_hash: str |
         header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise DataError(f"{where} is corrupted: its header is not UTF-8 JSON.") from None
-    check_header(header, where=where)
+    HEADER_CHECKS[version](header, where=where)
     body = data[start + head_len + 4:]
     if len(body) < header["payload_bytes"]:
         raise DataError(f"{where} is truncated: the header declares {header['payload_bytes']} payload bytes, "
@@ -170,7 +243,8 @@ def write_container(path, header: dict, payload: bytes) -> Path:
     return path
 
 
-def read_container(path, *, model_hash: str | None = None, codec_hash: str | None = None) -> tuple[dict, bytes]:
+def read_container(path, *, model_hash: str | None = None, codec_hash: str | None = None,
+                   versions=(VERSION,)) -> tuple[dict, bytes]:
     """Read and validate a container file: (header, payload). See unpack_container."""
     path = Path(path)
     if not path.is_file():
@@ -178,4 +252,5 @@ def read_container(path, *, model_hash: str | None = None, codec_hash: str | Non
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES + MAX_HEADER_BYTES + 64:
         raise DataError(f"{str(path)!r} is {size} bytes, larger than any aekit container can be.")
-    return unpack_container(path.read_bytes(), where=repr(str(path)), model_hash=model_hash, codec_hash=codec_hash)
+    return unpack_container(path.read_bytes(), where=repr(str(path)), model_hash=model_hash, codec_hash=codec_hash,
+                            versions=versions)
