@@ -181,3 +181,30 @@ def test_the_fully_convolutional_conv_backbone_codes_any_image_size():
         assert model.decoder(y, (), output_size=(h, w)).shape == (2, 3, h, w)
     with pytest.raises(aekit.ShapeError, match="does not decode"):
         model.decoder(torch.zeros(1, 2, 3, 3), (), output_size=(8, 8))
+
+
+def test_a_spatial_code_decodes_flattened_and_interpolates():
+    model = aekit.build(input_shape=(1, 8, 8), latent_dim=2, backbone=FC, bottleneck="entropy", seed=0)
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z = model.encode(x)  # (3, 2, 2, 2)
+        assert z.shape == (3, 2, 2, 2)
+        assert torch.equal(model.decode(z.flatten(1)), model.decode(z))  # (B, C * H * W), as diagnostics give
+        assert model.interpolate(x[0], x[1], steps=3).shape == (3, 1, 8, 8)
+    with pytest.raises(aekit.ShapeError, match="height, width"):
+        model.decode(torch.zeros(1, 5))
+
+
+def test_the_cli_reaches_the_bottleneck_and_lambda(tmp_path):
+    from aekit.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "ae", "--data", "digits", "--max-samples", "64", "--epochs", "1", "--quiet", "--out", str(out),
+                 "--backbone", "conv:fully_convolutional=true,activation=gdn", "--latent-dim", "3",
+                 "--bottleneck", "hyperprior:hyper_channels=2", "--lambda", "0.05"])
+    assert code == 0
+    model = aekit.load(out)
+    assert model.config["bottleneck"] == {"hyperprior": {"hyper_channels": 2, "lmbda": 0.05}}
+    assert model.config["backbone"]["conv"]["fully_convolutional"] is True
+    assert main(["train", "ae", "--data", "digits", "--out", str(tmp_path / "r2"), "--bottleneck", "gaussian",
+                 "--lambda", "0.5"]) != 0

@@ -155,6 +155,10 @@ class Autoencoder(nn.Module):
         return code.mean  # (B, D)
 
     def decode_params(self, z: torch.Tensor, skips=(), *, y=None) -> torch.Tensor:
+        if self.provides("spatial_code") and isinstance(z, torch.Tensor) and z.dim() == 2:
+            deep = tuple(self.decoder.deep_shape[1:])  # flattened codes of the model's input size, as encode_codes gives
+            if z.shape[1] == self.latent_dim * math.prod(deep):
+                z = z.reshape(z.shape[0], self.latent_dim, *deep)  # (B, C * H_L * W_L) -> (B, C, H_L, W_L)
         self.check_latent(z)
         c = self._label(y, z)
         if self.uses_skips and not skips:
@@ -259,7 +263,7 @@ class Autoencoder(nn.Module):
             if y is None or len(y) != 2:
                 raise ConfigError(f"this model is conditional (num_classes={self.num_classes}): pass y=(label_a, label_b).")
             ya, yb = (label_tensor(v, num_classes=self.num_classes, n=1, name="y") for v in y)
-        za, zb = self.encode(a[:1], ya)[0], self.encode(b[:1], yb)[0]  # (D,) each
+        za, zb = self.encode(a[:1], ya)[0].flatten(), self.encode(b[:1], yb)[0].flatten()  # (D,) each (spatial: C*H*W)
         path = interpolate_codes(za, zb, steps, mode=mode)  # (steps, D)
         if self.num_classes:
             t = interpolation_weights(steps, device=za.device).unsqueeze(1)  # (steps, 1)

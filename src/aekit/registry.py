@@ -15,7 +15,9 @@ did-you-mean, a wrong type an error naming the parameter. The checked spec is wh
 records, so a saved run rebuilds itself from it.
 
 Compatibility is declared, never string-compared: an ingredient ``provides`` capabilities
-(``posterior``, ``bounded_code``, ``discrete``, ``indices``, ``skips``, ...) and ``requires``
+(``posterior``, ``bounded_code``, ``discrete``, ``indices``, ``skips``, ``rate`` (a rate-trained entropy
+model), ``spatial_code`` (a fully convolutional backbone's (B, C, H, W) code), ``spatial_bottleneck`` (a
+bottleneck that works per position), ...) and ``requires``
 some; ``check_requirements`` refuses a mix whose requirements are not met, naming the missing
 capability and the registered ingredients that provide it. Capabilities that depend on a
 parameter (a deterministic code is bounded only with a sigmoid activation) come from a

@@ -42,7 +42,15 @@ def add_train_parser(sub) -> None:
     p.add_argument("--config", default=None, help="TOML or YAML file of options (keys as below; the command line wins)")
     g = p.add_argument_group("model")
     g.add_argument("--latent-dim", type=positive_int, default=None, help="code size (default: the variant's)")
-    g.add_argument("--backbone", choices=["mlp", "conv", "unet"], default=None, help="encoder/decoder family (default: the variant's)")
+    g.add_argument("--backbone", default=None,
+                   help="encoder/decoder family: mlp, conv, unet, or a spec such as "
+                        "conv:fully_convolutional=true,activation=gdn (default: the variant's)")
+    g.add_argument("--bottleneck", default=None,
+                   help="bottleneck spec: deterministic, gaussian, topk:k=16, entropy:lmbda=0.01, hyperprior, ... "
+                        "(default: the variant's; `aekit list` shows them all)")
+    g.add_argument("--lambda", dest="lmbda", type=positive_float, default=None,
+                   help="rate-distortion trade-off of a rate-trained bottleneck (entropy, hyperprior): "
+                        "loss = rate in bits + LAMBDA * distortion (the likelihood's NLL)")
     g.add_argument("--hidden", type=int_list, default=None, help="mlp hidden widths, e.g. 512,256 (default: the variant's)")
     g.add_argument("--channels", type=int_list, default=None, help="conv/unet channels per level, e.g. 32,64")
     g.add_argument("--conv-hidden", type=int_list, default=None,
@@ -154,7 +162,18 @@ def model_overrides(args) -> dict:
         if args.beta is not None and "beta" in capacity:
             raise ConfigError("--gamma and --beta both set the kl_prior weight; give one of them.")
         regs["kl_prior"] = capacity
-    out = dict(latent_dim=args.latent_dim, backbone=args.backbone, hidden=args.hidden, channels=args.channels,
+    bottleneck = getattr(args, "bottleneck", None)
+    if getattr(args, "lmbda", None) is not None:
+        from ..build import axis_spec
+
+        if bottleneck is None:
+            raise ConfigError("--lambda sets the rate-distortion trade-off of a rate-trained bottleneck; give "
+                              "--bottleneck entropy or --bottleneck hyperprior with it.")
+        name, params = axis_spec("bottleneck", bottleneck)
+        bottleneck = {name: {**params, "lmbda": args.lmbda}}
+        axis_spec("bottleneck", bottleneck)  # a bottleneck without lmbda: the error names the parameter
+    out = dict(latent_dim=args.latent_dim, backbone=args.backbone, bottleneck=bottleneck, hidden=args.hidden,
+               channels=args.channels,
                conv_hidden=getattr(args, "conv_hidden", None), activation=args.activation,
                code_activation=args.code_activation, likelihood=args.likelihood,
                learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None,
