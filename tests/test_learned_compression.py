@@ -157,3 +157,19 @@ def test_models_without_a_rate_trained_bottleneck_are_refused():
         compress_learned(model, torch.zeros(1, 4))
     with pytest.raises(aekit.ShapeError, match="channel"):
         compress_learned(_model("entropy"), torch.zeros(1, 1, 8, 8))
+
+
+def test_a_header_declaring_more_images_than_the_payload_holds_is_refused_before_decoding():
+    import json
+    import struct
+
+    model = _model("entropy")
+    blob = compress_learned(model, _images(1, 3, 16, 16))
+    head_len = struct.unpack(">I", blob[6:10])[0]
+    header = json.loads(blob[10:10 + head_len])
+    payload = blob[10 + head_len + 4:]
+    for key in ("payload_bytes", "payload_sha256"):
+        header.pop(key)
+    header["count"] = 10 ** 6
+    with pytest.raises(aekit.DataError, match="cannot hold"):
+        decompress_learned(model, pack_container(header, payload, version=2))

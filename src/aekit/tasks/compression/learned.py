@@ -354,18 +354,27 @@ def decompress_learned(model, data: bytes, *, codec: LearnedCodec | None = None,
         raise DataError(f"{where} is corrupted: its code shapes {header['code_shape']} / {header['hyper_shape']} do not "
                         f"match the {code_shape} / {hyper_shape} this model gives images of shape {header['shape']}.")
     n = header["count"]
-    from ...memory_budget import check_budget
-
-    check_budget(n * (math.prod(code_shape) + math.prod(hyper_shape or [0])) * 24 + 3 * n * math.prod(header["shape"]) * 4,
-                 what=f"decoding {where} ({n} images of shape {tuple(header['shape'])})")
     dtype = next(model.parameters()).dtype
     if n == 0:
         if payload:
             raise DataError(f"{where} is corrupted: a payload follows a header that declares no images.")
         return torch.zeros((0, *header["shape"]), dtype=dtype), header
-    if len(payload) % 4 or not payload:
-        raise DataError(f"{where} is corrupted: a range-coded payload is a non-empty whole number of 32-bit words; "
+    if len(payload) % 4:
+        raise DataError(f"{where} is corrupted: a range-coded payload is a whole number of 32-bit words; "
                         f"got {len(payload)} bytes.")
+    # every symbol costs at least -log2 of its table's largest probability: a payload too short for the declared
+    # count is refused before anything is decoded (1e-4: the coder's own fixed point; 64 bits: its final words)
+    per_y = n * math.prod(code_shape[1:]) if len(code_shape) == 3 else n
+    need = per_y * (sum(_min_bits(t) for t in codec.y_tables) if codec.kind == "entropy"
+                    else min(_min_bits(t) for t in codec.y_tables) * code_shape[0])
+    need += n * math.prod(hyper_shape[1:]) * sum(_min_bits(t) for t in codec.z_tables) if hyper_shape else 0
+    if need > 8 * len(payload) + 64:
+        raise DataError(f"{where} is corrupted: its {len(payload)}-byte payload cannot hold {n} images of shape "
+                        f"{tuple(header['shape'])} (at least {math.ceil(need / 8)} bytes).")
+    from ...memory_budget import check_budget
+
+    check_budget(n * (math.prod(code_shape) + math.prod(hyper_shape or [0])) * 24 + 3 * n * math.prod(header["shape"]) * 4,
+                 what=f"decoding {where} ({n} images of shape {tuple(header['shape'])})")
     c = _constriction()
     model.eval()
     try:
@@ -407,6 +416,10 @@ def decompress_learned(model, data: bytes, *, codec: LearnedCodec | None = None,
     else:
         params = model.decoder(y_hat, ())
     return model.likelihood.mean(params), header
+
+
+def _min_bits(table: Table) -> float:
+    return -math.log2(min(float(table.freqs.max()) / float(1 << PRECISION) * (1 + 1e-4), 1.0))
 
 
 def payload_bits(blob: bytes) -> int:
