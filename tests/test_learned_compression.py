@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.tasks.compression import compress_learned, decompress_learned, pack_container, rate_bits
+from aekit.tasks.compression import compress_learned, decompress_learned, pack_container, rate_bits, unpack_container
 from aekit.tasks.compression.codec import Codec, decompress
 from aekit.tasks.compression.quantize import UniformQuantizer
 from aekit.tasks.compression.learned import LearnedCodec
@@ -122,10 +122,7 @@ def test_damaged_files_are_refused_with_one_line_errors():
             decompress_learned(model, data)
         assert "\n" not in str(info.value), name
     # a forged payload with a consistent checksum: refused by the decoder itself
-    import json
-    import struct
-    head_len = struct.unpack(">I", blob[6:10])[0]
-    header = json.loads(blob[10:10 + head_len])
+    header, _ = unpack_container(blob, versions=(2,))
     for key in ("payload_bytes", "payload_sha256"):
         header.pop(key)
     forged = pack_container(header, blob[body:-4] + bytes([blob[-4] ^ 0x5A]) + blob[-3:], version=2)
@@ -160,16 +157,27 @@ def test_models_without_a_rate_trained_bottleneck_are_refused():
 
 
 def test_a_header_declaring_more_images_than_the_payload_holds_is_refused_before_decoding():
-    import json
-    import struct
-
     model = _model("entropy")
     blob = compress_learned(model, _images(1, 3, 16, 16))
-    head_len = struct.unpack(">I", blob[6:10])[0]
-    header = json.loads(blob[10:10 + head_len])
-    payload = blob[10 + head_len + 4:]
+    header, payload = unpack_container(blob, versions=(2,))
     for key in ("payload_bytes", "payload_sha256"):
         header.pop(key)
     header["count"] = 10 ** 6
     with pytest.raises(aekit.DataError, match="cannot hold"):
         decompress_learned(model, pack_container(header, payload, version=2))
+
+
+def test_the_version_2_header_is_compact_and_keeps_scale_and_offset():
+    model = _model("entropy", channels=1)
+    x = _images(2, 1, 9, 13)
+    blob = compress_learned(model, x)
+    header, payload = unpack_container(blob, versions=(2,))
+    assert len(blob) - len(payload) == 10 + 48 + 4  # prefix, binary header, CRC-32
+    assert header["shape"] == [1, 9, 13] and header["count"] == 2 and header["coder"] == "entropy"
+    scaled = compress_learned(model, x, scale=255.0, offset=-0.5)
+    x_hat, header = decompress_learned(model, scaled)
+    assert header["scale"] == 255.0 and header["offset"] == -0.5 and x_hat.shape == (2, 1, 9, 13)
+    damaged = bytearray(blob)
+    damaged[12] ^= 0xFF  # a header byte: the CRC refuses it
+    with pytest.raises(aekit.DataError, match="CRC"):
+        decompress_learned(model, bytes(damaged))
