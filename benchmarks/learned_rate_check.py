@@ -33,6 +33,7 @@ def train(bottleneck: str, x: torch.Tensor, *, steps: int, lmbda: float, seed: i
     main = [p for p in model.parameters() if all(p is not a for a in aux)]
     opt, aux_opt = torch.optim.Adam(main, lr=1e-3), torch.optim.Adam(aux, lr=1e-2)
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the training noise
     model.train()
     for _ in range(steps):
         batch = x[torch.randint(0, x.shape[0], (32,), generator=g)]
