@@ -154,12 +154,18 @@ def test_accepted_mix_keeps_the_contract(index, tmp_path):
     model.train()
     x = data()
     out = model(x)
-    assert out.x_hat.shape == x.shape and out.z.shape == (BATCH, LATENT) and out.per_sample.shape == (BATCH,)
+    # a fully convolutional backbone keeps the code spatial: (B, latent_dim, H_L, W_L)
+    z_shape = tuple(out.z.shape[:2]) if model.provides("spatial_code") else tuple(out.z.shape)
+    assert out.x_hat.shape == x.shape and z_shape == (BATCH, LATENT) and out.per_sample.shape == (BATCH,)
     assert set(out.terms) == set(out.weights) and set(model.regularizers) <= set(out.terms)
     assert torch.isfinite(out.loss)
     assert_close(out.loss, sum(out.weights[k] * out.terms[k] for k in out.terms))
     assert_close(out.per_sample.mean(), out.loss)
     out.loss.backward()
+    # an entropy model's quantiles are trained by their own loss (bottleneck.aux_loss), never by the model's
+    aux = {id(p) for p in getattr(model.bottleneck, "aux_parameters", list)()}
+    if aux:
+        model.bottleneck.aux_loss().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"

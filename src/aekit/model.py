@@ -133,6 +133,11 @@ class Autoencoder(nn.Module):
             raise ShapeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}.")
 
     def check_latent(self, z: torch.Tensor, *, name: str = "z") -> None:
+        if self.provides("spatial_code"):  # a fully convolutional backbone: (B, latent_dim, H_L, W_L)
+            if not isinstance(z, torch.Tensor) or z.dim() != 4 or z.shape[1] != self.latent_dim:
+                shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}, height, width).")
+            return
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ShapeError(f"{name} has shape {shape}; expected (batch, {self.latent_dim}).")
@@ -150,6 +155,10 @@ class Autoencoder(nn.Module):
         return code.mean  # (B, D)
 
     def decode_params(self, z: torch.Tensor, skips=(), *, y=None) -> torch.Tensor:
+        if self.provides("spatial_code") and isinstance(z, torch.Tensor) and z.dim() == 2:
+            deep = tuple(self.decoder.deep_shape[1:])  # flattened codes of the model's input size, as encode_codes gives
+            if z.shape[1] == self.latent_dim * math.prod(deep):
+                z = z.reshape(z.shape[0], self.latent_dim, *deep)  # (B, C * H_L * W_L) -> (B, C, H_L, W_L)
         self.check_latent(z)
         c = self._label(y, z)
         if self.uses_skips and not skips:
@@ -193,8 +202,9 @@ class Autoencoder(nn.Module):
                                 weights={"nll": 1.0}, params=params, lazy_nll=lambda: lik.nll(x, params))
             nll = self.likelihood.nll(x, params)  # (B,)
             terms = {"nll": nll.mean()}
-            weights = {"nll": 1.0}
-            per_sample = nll
+            # a rate-trained bottleneck weights the distortion: loss = rate + lambda * nll (axes/entropy_models.py)
+            weights = {"nll": float(getattr(self.bottleneck, "distortion_weight", 1.0))}
+            per_sample = weights["nll"] * nll
             for name, value in code.aux_losses.items():
                 terms[name], weights[name] = value.mean(), 1.0
                 per_sample = per_sample + value
@@ -215,7 +225,15 @@ class Autoencoder(nn.Module):
 
     # ----------------------------------------------------------------- step contract (aekit.step)
     def training_step(self, batch, group: str = "main") -> AEOutput:
-        """The objective on a batch x, (x, y) or {"x": x, "y": y}; y is used by a conditional model only."""
+        """The objective on a batch x, (x, y) or {"x": x, "y": y}; y is used by a conditional model only.
+
+        group 'entropy_aux' (a rate-trained bottleneck's own group): the entropy model's auxiliary loss,
+        which fits its quantiles (Balle et al. 2018; the density itself is detached there)."""
+        if group == "entropy_aux":
+            from .step import StepOutput
+
+            aux = self.bottleneck.aux_loss()
+            return StepOutput(loss=aux, terms={"aux": aux.detach()}, weights={"aux": 1.0}, batch_size=1)
         if isinstance(batch, torch.Tensor):
             return self(batch)
         x, y = (batch["x"], batch.get("y")) if isinstance(batch, dict) else (batch[0], batch[1] if len(batch) > 1 else None)
@@ -229,7 +247,14 @@ class Autoencoder(nn.Module):
     def optimizer_groups(self) -> list:
         from .step import OptimizerGroup  # the contract's type; no import of the trainer
 
-        return [OptimizerGroup("main", list(self.parameters()))]
+        aux = list(self.bottleneck.aux_parameters()) if hasattr(self.bottleneck, "aux_loss") else []
+        if not aux:
+            return [OptimizerGroup("main", list(self.parameters()))]
+        ids = {id(p) for p in aux}
+        # the entropy model's quantiles: their own Adam at a constant 1e-3, one step after each main step
+        return [OptimizerGroup("main", [p for p in self.parameters() if id(p) not in ids]),
+                OptimizerGroup("entropy_aux", aux, optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
+                               schedule=lambda opt, total: None)]
 
     # ----------------------------------------------------------------- generation
     def sample(self, n: int, *, generator: torch.Generator | None = None, label=None) -> torch.Tensor:
@@ -271,7 +296,7 @@ class Autoencoder(nn.Module):
             if y is None or len(y) != 2:
                 raise ConfigError(f"this model is conditional (num_classes={self.num_classes}): pass y=(label_a, label_b).")
             ya, yb = (label_tensor(v, num_classes=self.num_classes, n=1, name="y") for v in y)
-        za, zb = self.encode(a[:1], ya)[0], self.encode(b[:1], yb)[0]  # (D,) each
+        za, zb = self.encode(a[:1], ya)[0].flatten(), self.encode(b[:1], yb)[0].flatten()  # (D,) each (spatial: C*H*W)
         path = interpolate_codes(za, zb, steps, mode=mode)  # (steps, D)
         if self.num_classes:
             t = interpolation_weights(steps, device=za.device).unsqueeze(1)  # (steps, 1)

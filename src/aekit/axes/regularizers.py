@@ -78,7 +78,7 @@ class L1Activity(Regularizer):
         super().__init__(weight=weight)
 
     def forward(self, ctx: RegContext) -> torch.Tensor:
-        return ctx.code.mean.abs().sum(dim=1)  # (B, D) -> (B,)
+        return ctx.code.mean.abs().flatten(1).sum(dim=1)  # (B, D) or a spatial (B, C, H, W) -> (B,)
 
 
 @REGULARIZERS.register("kl_sparsity")
@@ -141,7 +141,7 @@ class Contractive(Regularizer):
         return "exact" if latent_dim <= 32 else "hutchinson"
 
     def forward(self, ctx: RegContext) -> torch.Tensor:
-        z = ctx.code.mean  # (B, D); the Jacobian of the deterministic code, mu for a VAE
+        z = ctx.code.mean.flatten(1)  # (B, D) (a spatial code flattened); the Jacobian of the deterministic code, mu for a VAE
         method = self.resolved_method(z.shape[1])
         if method == "closed_form":
             return closed_form_sigmoid_penalty(z, ctx.model.bottleneck.linear.weight)

@@ -250,6 +250,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--quantization-noise", type=positive_int, default=None, metavar="BITS",
                    help="bottleneck deterministic: train the code with uniform noise of a BITS-bit quantizer's step "
                         "(for 'aekit compress')")
+    s.add_argument("--lambda", dest="lmbda", type=positive_float, default=None,
+                   help="bottleneck entropy/hyperprior: the rate-distortion trade-off, loss = rate in bits + LAMBDA * "
+                        "distortion (the likelihood's NLL)")
     s.add_argument("--noise", default=None,
                    help="corruption: none, gaussian:STD, gaussian_clipped:STD, masking:P, salt_and_pepper:P")
     s.add_argument("--sigma", type=positive_float, default=None, help=_model_help("likelihood gaussian: sigma", "sigma"))
@@ -274,6 +277,7 @@ SHORTHANDS = {
     "activation": ("backbone", "activation"),
     "code_activation": ("bottleneck", "activation"),
     "quantization_noise": ("bottleneck", "noise_bits"),
+    "lmbda": ("bottleneck", "lmbda"),
     "sigma": ("likelihood", "sigma"),
     "learn_sigma": ("likelihood", "learn_sigma"),
 }

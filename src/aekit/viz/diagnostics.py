@@ -42,10 +42,10 @@ def _entry(group: str, value: float, interpretation: str) -> dict:
 
 @torch.no_grad()
 def encode_codes(model, x: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
-    """Deterministic codes (code means) of x in eval mode: (N, D) float64."""
+    """Deterministic codes (code means) of x in eval mode: (N, D) float64 (a spatial code flattened to C * H * W)."""
     model.eval()
     device = next(model.parameters()).device
-    parts = [model.encode(x[i:i + batch_size].to(device)).cpu() for i in range(0, x.shape[0], batch_size)]
+    parts = [model.encode(x[i:i + batch_size].to(device)).cpu().flatten(1) for i in range(0, x.shape[0], batch_size)]
     return torch.cat(parts).double().numpy()
 
 
@@ -62,7 +62,7 @@ def training_codes(model, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1
             torch.manual_seed(seed)
             for i in range(0, x.shape[0], batch_size):
                 h, _ = model.encoder(model.corruption(x[i:i + batch_size].to(device)))
-                parts.append(model.bottleneck(h).z.cpu())  # (B, D): a posterior sample for VAEs
+                parts.append(model.bottleneck(h).z.cpu().flatten(1))  # (B, D): a posterior sample for VAEs
     finally:
         model.eval()
     return torch.cat(parts).double().numpy()
