@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--tiny", action="store_true", help="a 16-8-2 network, so the trainer's per-step Python overhead "
+    p.add_argument("--overhead", action="store_true", help="a 16-8-2 network, so the trainer's per-step Python overhead "
                                                        "dominates the step (reported in microseconds per step)")
     p.add_argument("--out", default=None, help="results name under benchmarks/results/ (e.g. fast_path); "
                                                "fewer than 4 rounds count as a smoke run and write to scratch")
@@ -42,7 +42,7 @@ def main() -> None:
     new = importlib.import_module("aekit")
     old = importlib.import_module("aekit_old")
     assert Path(new.__file__).resolve() != Path(old.__file__).resolve()
-    width, hidden, latent = (16, [8], 2) if a.tiny else (784, [512, 256], 32)
+    width, hidden, latent = (16, [8], 2) if a.overhead else (784, [512, 256], 32)
     x = torch.rand(a.rows, width, generator=torch.Generator().manual_seed(0))
     steps = -(-a.rows // 128) * a.epochs
     wall: dict[str, list[float]] = {"old": [], "new": []}

@@ -180,7 +180,7 @@ class ConvBackbone:
 
     @classmethod
     def provides_for(cls, *, fully_convolutional: bool = False, **_) -> frozenset[str]:
-        return frozenset({"spatial_code"} if fully_convolutional else ())
+        return frozenset({"conv_features"} | ({"spatial_code"} if fully_convolutional else set()))
 
     @classmethod
     def requires_for(cls, *, fully_convolutional: bool = False, **_) -> frozenset[str]:
