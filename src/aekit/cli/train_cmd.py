@@ -15,6 +15,7 @@ from ..checkpoint import read_json
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError, check_choice
 from ..training.trainer import BINARIZE, OPTIMIZERS, SCHEDULES, TrainConfig
+from ..registry import BOTTLENECKS, REGULARIZERS
 from ..variants import VARIANTS
 from .parser import int_list, parse_sparsity, positive_float, positive_int
 
@@ -49,6 +50,12 @@ def add_train_parser(sub) -> None:
                    help="conv: fully connected widths between the conv features and the code, e.g. 256,256 (default: none)")
     g.add_argument("--activation", default=None, help="hidden activation: relu, tanh, elu, gelu, ... (default: the variant's)")
     g.add_argument("--code-activation", default=None, help="deterministic code activation: none, sigmoid, relu, tanh")
+    g.add_argument("--bottleneck", default=None, metavar="SPEC",
+                   help=f"bottleneck NAME[:key=value,...], e.g. vq:num_codes=256; one of {', '.join(BOTTLENECKS)} "
+                        "(default: the variant's; 'aekit list --ingredients' shows the parameters)")
+    g.add_argument("--reg", action="append", default=None, metavar="SPEC",
+                   help=f"add a regularizer NAME[:key=value,...] (repeatable), e.g. mmd:weight=10; one of "
+                        f"{', '.join(REGULARIZERS)}; a regularizer of the variant gets its parameters merged")
     g.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="decoder likelihood (default: the variant's)")
     g.add_argument("--learn-sigma", action="store_true", default=None, help="learn the Gaussian likelihood's sigma")
     g.add_argument("--beta", type=float, default=None, help="KL weight of VAE variants (default: the variant's)")
@@ -129,6 +136,8 @@ def apply_config_file(args: argparse.Namespace, actions: dict) -> None:
         if current is not None and current is not False:
             continue  # given on the command line: the command line wins
         action = actions[dest]
+        if dest == "reg" and isinstance(value, str):
+            value = [value]
         if isinstance(value, list) and dest in ("hidden", "channels", "conv_hidden", "image_size", "layers"):
             value = ",".join(str(v) for v in value)
         if action.type is not None and not isinstance(value, bool):
@@ -154,7 +163,10 @@ def model_overrides(args) -> dict:
         if args.beta is not None and "beta" in capacity:
             raise ConfigError("--gamma and --beta both set the kl_prior weight; give one of them.")
         regs["kl_prior"] = capacity
-    out = dict(latent_dim=args.latent_dim, backbone=args.backbone, hidden=args.hidden, channels=args.channels,
+    for spec in getattr(args, "reg", None) or []:
+        name, params = REGULARIZERS.spec(spec, name="--reg")
+        regs[name] = {**regs.get(name, {}), **params}
+    out = dict(latent_dim=args.latent_dim, backbone=args.backbone, bottleneck=getattr(args, "bottleneck", None), hidden=args.hidden, channels=args.channels,
                conv_hidden=getattr(args, "conv_hidden", None), activation=args.activation,
                code_activation=args.code_activation, likelihood=args.likelihood,
                learn_sigma=args.learn_sigma, beta=args.beta, corruption=args.noise, regularizers=regs or None,
