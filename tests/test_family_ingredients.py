@@ -335,3 +335,32 @@ def test_the_command_line_reaches_the_new_ingredients(tmp_path):
     args = make_parser().parse_args(["train", "vae", "--reg", "mmd:kernal=rbf"])
     with pytest.raises(aekit.ConfigError, match="kernel"):
         model_overrides(args)
+
+
+def test_train_evaluate_and_sample_discrete_and_deterministic_runs_from_the_command_line(tmp_path):
+    import json
+
+    import numpy as np
+    from cli_helpers import cli
+
+    tiny = ["--data", "digits", "--max-samples", "120", "--epochs", "1", "--hidden", "16", "--quiet"]
+    run = tmp_path / "vq"
+    code, _, err = cli("train", "vq_vae", *tiny, "--latent-dim", "3", "--bottleneck", "vq:num_codes=16",
+                       "--out", run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", run, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["num_codes"] == 16 and 1 <= result["used_codes"] <= 16 and 1.0 <= result["perplexity"] <= 16.0
+    code, _, err = cli("sample", run, "-n", 5, "--out", tmp_path / "vq.npy")  # through the fitted code prior
+    assert code == 0, err
+    assert np.load(tmp_path / "vq.npy").shape[0] == 5
+
+    run = tmp_path / "rae"
+    code, _, err = cli("train", "rae", *tiny, "--latent-dim", "2", "--out", run)
+    assert code == 0, err
+    code, _, err = cli("sample", run, "-n", 4, "--out", tmp_path / "r.npy")
+    assert code != 0 and "posterior" in err
+    code, _, err = cli("sample", run, "-n", 4, "--ex-post", 3, "--out", tmp_path / "r.npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "r.npy").shape[0] == 4

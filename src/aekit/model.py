@@ -6,6 +6,9 @@
 
 The target is always the clean x. `forward` returns an `AEOutput` whose `terms` (batch means,
 unweighted) combined with `weights` give `loss` exactly: loss = sum_k weights[k] * terms[k].
+A regularizer of several terms (tc, rae) adds each part as '<name>.<part>'. A gaussian bottleneck
+with iwae_k = K replaces nll + KL by the K-sample importance-weighted bound (Burda et al. 2016),
+logged as 'nll'.
 """
 
 from __future__ import annotations

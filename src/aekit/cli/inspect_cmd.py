@@ -12,6 +12,7 @@ import torch
 from ..errors import ConfigError
 from ..metrics import (active_units, elbo_terms, iwae_bound, knn_accuracy, linear_probe_accuracy,
                        reconstruction_metrics, ssim)
+from ..registry import BOTTLENECKS
 from ..training.runs import load_run, run_data
 from ..units import OutputUnits
 from .parser import positive_int
@@ -47,6 +48,10 @@ def add_inspect_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
     p.add_argument("--label", type=int, default=None, metavar="K",
                    help="class of every sample (conditional runs, 'cvae'; default: the classes in turn)")
+    p.add_argument("--ex-post", type=positive_int, default=None, metavar="K",
+                   help="deterministic runs (rae, wae_mmd, ae, ...): sample a K-component Gaussian mixture fitted on the "
+                        "codes of the run's training data (Ghosh et al. 2020); discrete runs (vq_vae, fsq_vae) always "
+                        "sample a categorical prior fitted on their training indices")
     p.set_defaults(func=run_sample)
 
 
@@ -99,6 +104,15 @@ def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples:
         terms = elbo_terms(model, x, samples=elbo_samples)
         out.update({k: terms[k] for k in ("elbo", "kl", "nll_recon", "bits_per_dim")})
         out["kl_per_unit"] = terms["kl_per_unit"]
+    if model.provides("indices"):  # discrete codes: codebook usage and perplexity
+        from ..metrics.codes import codebook_usage
+
+        out.update(codebook_usage(model, x))
+    (bname, bparams), = model.config["bottleneck"].items()
+    if "sparse_code" in BOTTLENECKS.capabilities(bname, bparams):  # k-sparse codes: L0 and dead units
+        from ..metrics.codes import code_sparsity
+
+        out.update(code_sparsity(model, x))
     if iwae_k is not None:
         if not model.is_generative:
             raise ConfigError(f"--iwae-k needs a VAE (bottleneck 'gaussian'); this run is {model.variant!r}.")
@@ -197,8 +211,23 @@ def image_grid(images: np.ndarray, *, cols: int | None = None) -> np.ndarray:
 def run_sample(args) -> int:
     out = _out_path(args.out, (".npy", ".png"))
     model, info = load_run(args.run_dir)
-    with torch.no_grad():
-        x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed), label=getattr(args, "label", None))
+    ex_post = getattr(args, "ex_post", None)
+    if ex_post is not None and model.is_generative:
+        raise ConfigError(f"--ex-post is for deterministic runs; {model.variant!r} has a prior of its own.")
+    if ex_post is not None or (model.provides("discrete") and not model.is_generative):
+        x_train, _ = _binarized(run_data(info, model=model)[2].train, info)  # the run's training split
+        if ex_post is not None:
+            from ..tasks.ex_post import ExPostSampler
+
+            x = ExPostSampler(ex_post, seed=args.seed).fit(model, x_train).sample(args.n)
+        else:
+            from ..tasks.code_prior import fit_code_prior
+
+            fit_code_prior(model, x_train)
+    if ex_post is None:
+        with torch.no_grad():
+            x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed),
+                             label=getattr(args, "label", None))
     if out.suffix.lower() == ".npy":  # the training data's units, clipped where bounded (aekit.units)
         _save_npy(out, OutputUnits.from_run(info, model).to_raw(x).numpy().astype(np.float32))
     else:
