@@ -63,8 +63,9 @@ def make(variant: str, backbone: str, shape, **kw) -> aekit.Autoencoder:
         with torch.no_grad():
             model.bottleneck.linear.bias.fill_(0.5)
     if {"fsq", "vq"} & set(model.config["bottleneck"]):
-        # likewise the tiny test features are so small that every input rounds to one code (FSQ's middle
-        # levels, the codebook entry nearest 0); start the projection at a scale that spreads the codes
+        # likewise the tiny test features vary so little between inputs that every input takes one code (the
+        # codebook entry nearest 0; FSQ's middle levels, its batch variance under BatchNorm's eps); start the
+        # projection at a scale that spreads the codes
         with torch.no_grad():
             model.bottleneck.linear.weight.mul_(20.0)
     return model

@@ -364,3 +364,22 @@ def test_train_evaluate_and_sample_discrete_and_deterministic_runs_from_the_comm
     code, _, err = cli("sample", run, "-n", 4, "--ex-post", 3, "--out", tmp_path / "r.npy")
     assert code == 0, err
     assert np.load(tmp_path / "r.npy").shape[0] == 4
+
+
+def test_fsq_standardizes_each_dimension_by_the_batch_in_training_and_by_running_averages_in_eval():
+    model = aekit.build(input_shape=(6,), latent_dim=3, hidden=[8], bottleneck={"fsq": {"levels": [5, 5, 5]}}, seed=0)
+    b = model.bottleneck.train()
+    h = torch.randn(20, 8, generator=torch.Generator().manual_seed(0))
+    z_e = b.linear(h).detach()
+    standardized = (z_e - z_e.mean(0)) / torch.sqrt(z_e.var(0, unbiased=False) + 1e-5)
+    code = b(h)
+    q, idx = b.quantizer(standardized)
+    assert torch.equal(code.z, q) and torch.equal(code.indices, idx)
+    assert_close(b.norm.running_mean, 0.1 * z_e.mean(0))  # momentum 0.1 from 0
+    assert b(h[:1]).z.shape == (1, 3)  # a batch of one trains on the running statistics
+    b.eval()
+    rm, rv = b.norm.running_mean, b.norm.running_var
+    q_eval, _ = b.quantizer((z_e - rm) / torch.sqrt(rv + 1e-5))
+    assert torch.equal(b(h).z, q_eval)
+    plain = aekit.build(input_shape=(6,), latent_dim=2, bottleneck={"fsq": {"levels": [3, 3], "normalize": False}})
+    assert plain.bottleneck.norm is None

@@ -280,9 +280,10 @@ class FSQBottleneck(nn.Module):
     Mentzer et al. 2023, Finite scalar quantization: VQ-VAE made simple."""
 
     provides = frozenset({"code", "discrete", "indices"})
-    examples = ({"levels": [3, 4, 5]},)
+    examples = ({"levels": [3, 4, 5]}, {"levels": [2, 3, 3], "normalize": False})
 
-    def __init__(self, *, in_features: int, latent_dim: int, levels: list[int] = (8, 5, 5, 5)) -> None:
+    def __init__(self, *, in_features: int, latent_dim: int, levels: list[int] = (8, 5, 5, 5),
+                 normalize: bool = True) -> None:
         super().__init__()
         levels = list(levels)
         if len(levels) != latent_dim:
@@ -291,13 +292,25 @@ class FSQBottleneck(nn.Module):
         self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, d)
         self.quantizer = FiniteScalarQuantizer(levels=levels)
         self.latent_dim = latent_dim
+        # normalize (aekit's choice, not the paper's): standardize each dimension before bounding, by the batch's
+        # statistics in training and their running averages in eval (BatchNorm without affine parameters). Without
+        # it a small MLP's projection drifts into tanh's flat tails and every input takes one code (digits, 10 epochs:
+        # 1 of 1,000 codes used at lr 4e-3, 1e-3 and 3e-4; with it about 230).
+        self.norm = nn.BatchNorm1d(latent_dim, affine=False) if normalize else None
+
+    def _standardize(self, z: torch.Tensor) -> torch.Tensor:
+        if self.norm is None:
+            return z
+        batch_stats = self.training and z.shape[0] > 1  # a batch of one has no variance: the running statistics
+        return torch.nn.functional.batch_norm(z, self.norm.running_mean, self.norm.running_var, training=batch_stats,
+                                              momentum=self.norm.momentum, eps=self.norm.eps)
 
     @property
     def num_codes(self) -> int:
         return self.quantizer.codebook_size
 
     def forward(self, h: torch.Tensor) -> Code:
-        z, idx = self.quantizer(self.linear(h))  # (B, d) in [-1, 1], (B,)
+        z, idx = self.quantizer(self._standardize(self.linear(h)))  # (B, d) in [-1, 1], (B,)
         return Code(z=z, mean=z, indices=idx)
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
