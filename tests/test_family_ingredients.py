@@ -383,3 +383,21 @@ def test_fsq_standardizes_each_dimension_by_the_batch_in_training_and_by_running
     assert torch.equal(b(h).z, q_eval)
     plain = aekit.build(input_shape=(6,), latent_dim=2, bottleneck={"fsq": {"levels": [3, 3], "normalize": False}})
     assert plain.bottleneck.norm is None
+
+
+def test_the_rae_gradient_penalty_of_an_affine_decoder_by_hand():
+    model = aekit.build("rae", input_shape=(6,), latent_dim=3, seed=0,
+                        backbone={"mlp": {"hidden": [], "activation": "identity"}},
+                        regularizers={"rae": {"penalty": "gp", "decoder_weight": 0.5}}).eval()
+    x = data(5)
+    out = model(x)
+    w = next(m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)).weight  # (6, 3): J = W
+    v = torch.randn((5, 6), generator=torch.Generator().manual_seed(0))  # eval: the probe of seed 0
+    assert_close(out.terms["rae.decoder"], (v @ w).pow(2).sum(1).mean())  # ||J^T v||^2
+    assert torch.equal(model(x).loss, out.loss)
+    model.train()
+    torch.manual_seed(0)
+    est = torch.stack([model(x).terms["rae.decoder"].detach() for _ in range(400)]).mean()
+    assert abs(float(est) - float(w.pow(2).sum())) < 0.1 * float(w.pow(2).sum())  # E ||J^T v||^2 = ||W||_F^2
+    with pytest.raises(aekit.ConfigError, match="penalty='l2'"):
+        aekit.build("rae", input_shape=(1, 8, 8), backbone="unet", regularizers={"rae": {"penalty": "gp"}})

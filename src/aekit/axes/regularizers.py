@@ -29,7 +29,7 @@ terms is the loss.
 - tc(alpha, beta, gamma, dataset_size): beta-TC-VAE's decomposition of the sampled KL into
   mutual information, total correlation and dimension-wise KL (Chen et al. 2018), three terms.
 - dip(kind, lambda_od, lambda_d): DIP-VAE's covariance matching (Kumar et al. 2018).
-- rae(beta, decoder_weight): RAE's ||z||^2 / 2 and the L2 norm of the decoder's parameters
+- rae(beta, decoder_weight, penalty): RAE's ||z||^2 / 2 and a decoder penalty, the L2 norm of its parameters or its Jacobian's (gp)
   (Ghosh et al. 2020), two terms.
 - kl_vamp (axes/priors.py): the KL to a VampPrior (Tomczak & Welling 2018).
 
@@ -340,23 +340,45 @@ class DIP(Regularizer):
 
 @REGULARIZERS.register("rae")
 class RAEPenalty(Regularizer):
-    """RAE: beta ||z||^2 / 2 per input plus decoder_weight times the squared L2 norm of every decoder parameter
-    (RAE-L2), two terms; with a deterministic code it replaces the VAE's noise and KL.
+    """RAE: beta ||z||^2 / 2 per input plus decoder_weight times a decoder penalty, two terms: penalty 'l2' the
+    squared L2 norm of every decoder parameter (RAE-L2), 'gp' the squared Frobenius norm of the decoder's Jacobian
+    at z (RAE-GP, one Hutchinson probe); with a deterministic code it replaces the VAE's noise and KL.
     Ghosh, Sajjadi, Vergari, Black & Schoelkopf 2020, From variational to deterministic autoencoders."""
 
     name = "rae"
-    examples = ({}, {"beta": 0.1, "decoder_weight": 0.01})
+    PENALTIES = ("l2", "gp")
+    examples = ({}, {"beta": 0.1, "decoder_weight": 0.01, "penalty": "gp"})
 
-    def __init__(self, *, beta: float = 1e-4, decoder_weight: float = 1e-7) -> None:
+    def __init__(self, *, beta: float = 1e-4, decoder_weight: float = 1e-7, penalty: str = "l2") -> None:
         super().__init__(weight=1.0)
         if not (float(beta) >= 0 and float(decoder_weight) >= 0):
             raise ConfigError(f"rae beta and decoder_weight must be >= 0; got {beta!r}, {decoder_weight!r}.")
-        self.beta, self.decoder_weight = float(beta), float(decoder_weight)
+        check_choice("rae penalty", penalty, self.PENALTIES)
+        self.beta, self.decoder_weight, self.penalty = float(beta), float(decoder_weight), penalty
+        self.needs_input_grad = penalty == "gp"  # the Jacobian needs a graph from the input, in eval too
+
+    def configure(self, provided: frozenset[str]) -> None:
+        if self.penalty == "gp" and {"skips", "conditional"} & provided:
+            raise ConfigError("regularizer 'rae' penalty='gp' differentiates the decoder at the code alone; a decoder "
+                              "with skip connections or labels cannot run so: use penalty='l2'.")
 
     def term_weights(self) -> dict[str, float]:
         return {"code": self.beta, "decoder": self.decoder_weight}
 
     def forward(self, ctx: RegContext) -> dict[str, torch.Tensor]:
         z = ctx.code.z  # (B, D)
+        code = 0.5 * z.pow(2).sum(dim=1)
+        if self.penalty == "gp":
+            return {"code": code, "decoder": decoder_jacobian_hutchinson(ctx.model.decoder, z, training=self.training)}
         l2 = sum(p.pow(2).sum() for p in ctx.model.decoder.parameters())  # () squared L2 norm of the decoder
-        return {"code": 0.5 * z.pow(2).sum(dim=1), "decoder": torch.as_tensor(l2, dtype=z.dtype).expand(z.shape[0])}
+        return {"code": code, "decoder": torch.as_tensor(l2, dtype=z.dtype).expand(z.shape[0])}
+
+
+def decoder_jacobian_hutchinson(decoder, z: torch.Tensor, *, training: bool) -> torch.Tensor:
+    """||d decoder(z) / d z||_F^2 per input by one probe: ||J^T v||^2, v ~ N(0, I) over the outputs (E = ||J||_F^2);
+    in eval the probe is drawn from seed 0, so eval is deterministic. z: (B, D) in a graph -> (B,)."""
+    out = decoder(z, [])  # (B, *shape)
+    gen = None if training else torch.Generator(device=z.device).manual_seed(0)
+    v = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
+    (g,) = torch.autograd.grad((out * v).sum(), z, create_graph=training, retain_graph=True)  # (B, D) = J^T v
+    return g.pow(2).sum(dim=1)
