@@ -29,8 +29,8 @@ terms is the loss.
 - tc(alpha, beta, gamma, dataset_size): beta-TC-VAE's decomposition of the sampled KL into
   mutual information, total correlation and dimension-wise KL (Chen et al. 2018), three terms.
 - dip(kind, lambda_od, lambda_d): DIP-VAE's covariance matching (Kumar et al. 2018).
-- rae(beta, decoder_weight, penalty): RAE's ||z||^2 / 2 and a decoder penalty, the L2 norm of its parameters or its Jacobian's (gp)
-  (Ghosh et al. 2020), two terms.
+- rae(beta, decoder_weight, penalty): RAE's ||z||^2 / 2 and a decoder penalty, the squared L2
+  norm of its parameters or of its Jacobian (gp) (Ghosh et al. 2020), two terms.
 - kl_vamp (axes/priors.py): the KL to a VampPrior (Tomczak & Welling 2018).
 
 Several terms: a regularizer may return {part: (B,)} instead of one (B,) tensor; the model logs
