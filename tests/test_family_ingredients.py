@@ -172,7 +172,7 @@ def test_the_rae_penalty_by_hand():
     code = 0.5 * out.z.pow(2).sum(1).mean()
     dec = sum(float(p.detach().pow(2).sum()) for p in model.decoder.parameters())
     assert_close(out.terms["rae.code"], code)
-    assert_close(float(out.terms["rae.decoder"]), dec, rtol=1e-5, atol=1e-6)
+    assert_close(float(out.terms["rae.decoder"].detach()), dec, rtol=1e-5, atol=1e-6)
     assert out.weights["rae.code"] == 0.3 and out.weights["rae.decoder"] == 0.01
     assert_close(out.loss, out.terms["nll"] + 0.3 * code + 0.01 * out.terms["rae.decoder"])
     out.loss.backward()  # the decoder penalty reaches the decoder's weights: 2 * 0.01 * W on top of the data term
