@@ -397,6 +397,6 @@ def test_the_rae_gradient_penalty_of_an_affine_decoder_by_hand():
     model.train()
     torch.manual_seed(0)
     est = torch.stack([model(x).terms["rae.decoder"].detach() for _ in range(400)]).mean()
-    assert abs(float(est) - float(w.pow(2).sum())) < 0.1 * float(w.pow(2).sum())  # E ||J^T v||^2 = ||W||_F^2
+    assert abs(float(est) - float(w.detach().pow(2).sum())) < 0.1 * float(w.detach().pow(2).sum())  # E ||J^T v||^2 = ||W||_F^2
     with pytest.raises(aekit.ConfigError, match="penalty='l2'"):
         aekit.build("rae", input_shape=(1, 8, 8), backbone="unet", regularizers={"rae": {"penalty": "gp"}})
