@@ -104,7 +104,7 @@ def test_unknown_variant_suggests_the_closest():
     ("backbone", "cnn", BACKBONES),
     ("likelihood", "poisson", LIKELIHOODS),
     ("code_activation", "softplus", CODE_ACTIVATIONS),
-    ("bottleneck", "vq", ("deterministic", "gaussian")),
+    ("bottleneck", "wavelet", ("deterministic", "gaussian", "vq", "fsq")),
     ("activation", "swish", ("relu", "gelu", "identity")),
 ])
 def test_unknown_axis_value(key, value, allowed):

@@ -62,6 +62,12 @@ def make(variant: str, backbone: str, shape, **kw) -> aekit.Autoencoder:
         # start the units active
         with torch.no_grad():
             model.bottleneck.linear.bias.fill_(0.5)
+    if {"fsq", "vq"} & set(model.config["bottleneck"]):
+        # likewise the tiny test features vary so little between inputs that every input takes one code (the
+        # codebook entry nearest 0; FSQ's middle levels, its batch variance under BatchNorm's eps); start the
+        # projection at a scale that spreads the codes
+        with torch.no_grad():
+            model.bottleneck.linear.weight.mul_(20.0)
     return model
 
 
@@ -98,7 +104,7 @@ def test_forward_shapes_loss_decomposition_and_gradients(variant, backbone, shap
     # the terms: nll, every regularizer by name, nothing unweighted or unreported
     assert set(out.terms) == set(out.weights)
     assert "nll" in out.terms and out.weights["nll"] == 1.0
-    assert set(model.regularizers) <= set(out.terms)
+    assert all(r in out.terms or any(k.startswith(r + ".") for k in out.terms) for r in model.regularizers)
     for name, value in out.terms.items():
         assert value.dim() == 0 and torch.isfinite(value), name
     weighted = sum(out.weights[k] * out.terms[k] for k in out.terms)
@@ -200,7 +206,11 @@ def test_encode_decode_sample_interpolate(variant, backbone, shape):
         assert path.shape == (5, *shape)
         assert_close(path[0], model.decode(model.encode(x[:1]))[0])
         assert_close(path[-1], model.decode(model.encode(x[1:2]))[0])
-        assert not torch.allclose(path[0], path[-1])
+        codes = model.encode_code(x[:2])[0].indices if model.provides("discrete") else None
+        if codes is not None and codes[0] == codes[1]:
+            assert torch.allclose(path[0], path[-1])  # two inputs of one discrete code: the path is one point
+        else:
+            assert not torch.allclose(path[0], path[-1])
 
     if model.is_generative and not model.uses_skips:
         s = model.sample(6, generator=torch.Generator().manual_seed(3))

@@ -391,7 +391,7 @@ def _construct(cfg: dict) -> Autoencoder:
     bottleneck = BOTTLENECKS.create(cfg["bottleneck"], in_features=backbone.encoder.out_features + k,
                                     latent_dim=cfg["latent_dim"])
     provided = capabilities(cfg)
-    regularizers = {name: REGULARIZERS.create({name: params}) for name, params in cfg["regularizers"].items()}
+    regularizers = {name: _regularizer(name, params, shape) for name, params in cfg["regularizers"].items()}
     for reg in regularizers.values():
         reg.configure(provided)
     return Autoencoder(
@@ -405,6 +405,14 @@ def _construct(cfg: dict) -> Autoencoder:
         config=cfg,
         capabilities=provided,
     )
+
+
+def _regularizer(name: str, params: dict, shape: tuple[int, ...]):
+    """A regularizer, given the input shape when it takes one (learned pseudo-inputs, aekit.axes.priors)."""
+    import inspect
+
+    takes_shape = "input_shape" in inspect.signature(REGULARIZERS.get(name).__init__).parameters
+    return REGULARIZERS.create({name: params}, **({"input_shape": shape} if takes_shape else {}))
 
 
 def build(variant: str | None = None, *, input_shape, latent_dim: int | None = None, hidden=None,

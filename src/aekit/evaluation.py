@@ -80,6 +80,14 @@ def evaluate_run(run_dir, *, data=None, data_dir=None, split=None, elbo_samples:
         out["nll_iwae"] = -iwae_bound(model, x, k=iwae_k)
         out["iwae_k"] = iwae_k
         out["active_units"] = active_units(model, x)["active_units"]
+    if model.provides("indices"):  # discrete codes: codebook usage and perplexity
+        from .metrics.codes import codebook_usage
+
+        out.update(codebook_usage(model, x))
+    if model.provides("sparse_code"):  # k-sparse codes: L0 and dead units
+        from .metrics.codes import code_sparsity
+
+        out.update(code_sparsity(model, x))
     if probe:
         out.update(probe_scores(model, ds, x, y, info))
     if y is not None and (Path(run_dir) / "classifier.safetensors").is_file():  # a stacked run's softmax head
@@ -122,12 +130,29 @@ def reconstruct_run(run_dir, *, data=None, data_dir=None, split=None, max_sample
 
 
 @torch.no_grad()
-def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None) -> dict:
-    """n draws from a generative run's prior: {'model', 'x' (model units), 'raw' (the training data's units)}."""
+def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None, ex_post: int | None = None) -> dict:
+    """n draws from a run's prior: {'model', 'x' (model units), 'raw' (the training data's units)}.
+
+    Gaussian runs draw their prior (N(0, I) or a learned one); discrete runs (vq, fsq) a categorical prior
+    fitted on their training indices; ex_post=K: a deterministic run samples a K-component Gaussian mixture
+    fitted on the codes of its training data (Ghosh et al. 2020)."""
     from .units import OutputUnits
 
     model, info = load_run(run_dir)
-    x = model.sample(n, generator=torch.Generator().manual_seed(seed), label=label)
+    if ex_post is not None and model.is_generative:
+        raise ConfigError(f"--ex-post is for deterministic runs; {model.variant!r} has a prior of its own.")
+    if ex_post is not None or (model.provides("discrete") and not model.is_generative):
+        x_train, _ = binarized(run_data(info, model=model)[2].train, info)  # the run's training split
+        if ex_post is not None:
+            from .tasks.ex_post import ExPostSampler
+
+            x = ExPostSampler(ex_post, seed=seed).fit(model, x_train).sample(n)
+            return {"model": model, "x": x, "raw": OutputUnits.from_run(info, model).to_raw(x)}
+        from .tasks.code_prior import fit_code_prior
+
+        fit_code_prior(model, x_train)
+    with torch.no_grad():
+        x = model.sample(n, generator=torch.Generator().manual_seed(seed), label=label)
     return {"model": model, "x": x, "raw": OutputUnits.from_run(info, model).to_raw(x)}
 
 

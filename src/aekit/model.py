@@ -6,6 +6,9 @@
 
 The target is always the clean x. `forward` returns an `AEOutput` whose `terms` (batch means,
 unweighted) combined with `weights` give `loss` exactly: loss = sum_k weights[k] * terms[k].
+A regularizer of several terms (tc, rae) adds each part as '<name>.<part>'. A gaussian bottleneck
+with iwae_k = K replaces nll + KL by the K-sample importance-weighted bound (Burda et al. 2016),
+logged as 'nll'.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from torch import nn
 
 from .axes.bottlenecks import Code
+from .axes.divergences import iwae_objective
 from .conditioning import balanced_labels, label_input, label_tensor
 from .errors import ConfigError, ShapeError
 from .interpolation import interpolate_codes, interpolation_weights
@@ -190,8 +194,12 @@ class Autoencoder(nn.Module):
         with torch.enable_grad() if needs_grad else contextlib.nullcontext():  # the penalty differentiates z wrt x
             h, skips = self.encoder(x_in)
             code = self.bottleneck(self._join(h, c))  # q(z | x) or, conditional, q(z | x, y)
-            params = self.decoder(self._join(code.z, c), skips)
-            if self._plain_gaussian() and not code.aux_losses:
+            iwae = bool(getattr(self.bottleneck, "iwae_k", None))
+            params = None if iwae else self.decoder(self._join(code.z, c), skips)
+            if iwae:  # the K-sample importance-weighted bound (Burda 2016) replaces the NLL and the KL
+                nll, params = self._iwae_nll(x, code, skips, c)  # (B,) -log (1/K) sum_k w_k
+                terms, weights = {"nll": nll.mean()}, {"nll": 1.0}
+            elif self._plain_gaussian() and not code.aux_losses:
                 # fast path (plain AE, fixed sigma): one fused squared-error sum instead of per-sample
                 # reductions; the per-sample NLL is computed only if someone reads it
                 lik = self.likelihood
@@ -200,10 +208,11 @@ class Autoencoder(nn.Module):
                 nll_mean = 0.5 * sse * torch.exp(-2.0 * lik.log_sigma) / x.shape[0] + d * lik.log_sigma + 0.5 * d * LOG_2PI
                 return AEOutput(x_hat=params, z=code.z, code=code, loss=nll_mean, terms={"nll": nll_mean},
                                 weights={"nll": 1.0}, params=params, lazy_nll=lambda: lik.nll(x, params))
-            nll = self.likelihood.nll(x, params)  # (B,)
-            terms = {"nll": nll.mean()}
-            # a rate-trained bottleneck weights the distortion: loss = rate + lambda * nll (axes/entropy_models.py)
-            weights = {"nll": float(getattr(self.bottleneck, "distortion_weight", 1.0))}
+            else:
+                nll = self.likelihood.nll(x, params)  # (B,)
+                terms = {"nll": nll.mean()}
+                # a rate-trained bottleneck weights the distortion: loss = rate + lambda * nll (axes/entropy_models.py)
+                weights = {"nll": float(getattr(self.bottleneck, "distortion_weight", 1.0))}
             per_sample = weights["nll"] * nll
             for name, value in code.aux_losses.items():
                 terms[name], weights[name] = value.mean(), 1.0
@@ -211,12 +220,40 @@ class Autoencoder(nn.Module):
             ctx = RegContext(x_in=x_in, code=code, model=self)
             for name, reg in self.regularizers.items():
                 w = reg.current_weight()
-                value = reg(ctx)  # (B,)
-                terms[name], weights[name] = value.mean(), w
-                per_sample = per_sample + w * value
+                value = reg(ctx)  # (B,), or {part: (B,)} for a regularizer of several terms
+                parts = value.items() if isinstance(value, dict) else [(None, value)]
+                part_weights = reg.term_weights() if isinstance(value, dict) else {}
+                for part, v in parts:
+                    key, wk = (name, w) if part is None else (f"{name}.{part}", w * part_weights[part])
+                    terms[key], weights[key] = v.mean(), wk
+                    per_sample = per_sample + wk * v
         loss = sum(weights[k] * terms[k] for k in terms)
         return AEOutput(x_hat=self.likelihood.mean(params), z=code.z, code=code, loss=loss, terms=terms,
                         weights=weights, per_sample_=per_sample, nll_=nll, params=params)
+
+    def _iwae_nll(self, x: torch.Tensor, code: Code, skips, c) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x), p(z) = N(0, I); K = bottleneck.iwae_k.
+
+        The term 'nll' then holds this estimate of -log p(x) (prior and posterior included; no KL regularizer
+        joins an importance-weighted bottleneck). In training z_1 is the code's own sample, so K = 1 is
+        exactly the one-sample ELBO at out.z; in eval all K are draws of a fixed seed and the returned
+        decoder output is the mean's. -> ((B,), decoder params (B, *shape))."""
+        k, b, post = self.bottleneck.iwae_k, x.shape[0], code.posterior
+        if self.training:
+            zk = code.z.unsqueeze(0) if k == 1 else torch.cat([code.z.unsqueeze(0), post.rsample(k - 1)])  # (K, B, D)
+        else:  # fixed draws (seed 0): eval is deterministic and validation losses share their noise
+            gen = torch.Generator(device=post.mu.device).manual_seed(0)
+            zk = post.mu + post.std * torch.randn((k, *post.mu.shape), generator=gen, device=post.mu.device,
+                                                  dtype=post.mu.dtype)  # (K, B, D)
+        rep = [s.repeat(k, *([1] * (s.dim() - 1))) for s in skips]  # (K*B, ...) sample-major, as zk.reshape
+        c_k = None if c is None else c.repeat(k, 1)
+        params_k = self.decoder(self._join(zk.reshape(k * b, -1), c_k), rep)  # (K*B, *shape)
+        x_k = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+        log_px_z = -self.likelihood.nll(x_k, params_k).view(k, b)  # (K, B)
+        log_pz = (-0.5 * (zk.pow(2) + LOG_2PI)).sum(-1)  # (K, B) standard normal prior
+        log_w = log_px_z + log_pz - post.log_prob(zk)  # (K, B)
+        params = params_k[:b] if self.training else self.decoder(self._join(code.z, c), skips)
+        return -iwae_objective(log_w), params
 
     def _plain_gaussian(self) -> bool:
         """No regularizers and a fixed-sigma Gaussian likelihood: the loss is a scaled MSE plus a constant."""
@@ -257,15 +294,23 @@ class Autoencoder(nn.Module):
                                schedule=lambda opt, total: None)]
 
     # ----------------------------------------------------------------- generation
-    def sample(self, n: int, *, generator: torch.Generator | None = None, label=None) -> torch.Tensor:
-        """n draws z ~ N(0, I) decoded to means: (n, *input_shape). Gaussian bottlenecks only.
+    def sample(self, n: int, *, generator: torch.Generator | None = None, label=None, prior=None) -> torch.Tensor:
+        """n draws of the prior decoded to means: (n, *input_shape).
 
+        Gaussian bottlenecks draw z ~ N(0, I), or the learned prior of a regularizer that has one
+        (kl_vamp's mixture). Discrete codes ('discrete': vq, fsq) draw indices from a code prior fitted
+        on the training indices (prior=, or model.code_prior; aekit.tasks.code_prior.fit_code_prior)
+        and decode their codebook entries.
         label (conditional models only): one class index for all n, or n indices; None gives every
         class in turn (0, 1, ..., K-1, 0, ...), a balanced set.
         """
-        if not self.provides("posterior"):
+        prior = prior if prior is not None else getattr(self, "code_prior", None)
+        discrete = self.provides("discrete") and not self.provides("posterior")
+        if not self.provides("posterior") and not (discrete and prior is not None):
             raise ConfigError(
-                "sample() needs a generative model: a bottleneck that provides 'posterior' (e.g. 'gaussian', a VAE); "
+                "sample() needs a generative model: a bottleneck that provides 'posterior' (e.g. 'gaussian', a VAE), "
+                "or a 'discrete' one (vq, fsq) with a code prior fitted on its training indices "
+                "(aekit.tasks.code_prior.fit_code_prior(model, x)); "
                 f"got bottleneck={self.ingredient('bottleneck')!r}."
             )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -277,7 +322,13 @@ class Autoencoder(nn.Module):
         if self.num_classes:
             y = balanced_labels(n, self.num_classes) if label is None else \
                 label_tensor(label, num_classes=self.num_classes, n=n, name="label")
-        z = self.bottleneck.sample_prior(n, generator=generator)
+        learned = [r for r in self.regularizers.values() if hasattr(r, "sample_prior")]  # e.g. kl_vamp
+        if discrete:
+            z = self.bottleneck.embed(prior.sample(n, generator=generator))  # (n,) indices -> (n, D)
+        elif learned:
+            z = learned[0].sample_prior(n, model=self, generator=generator)
+        else:
+            z = self.bottleneck.sample_prior(n, generator=generator)
         return self.decode(z, y=y)
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, *, mode: str = "linear",

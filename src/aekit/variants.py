@@ -112,3 +112,101 @@ def ksparse() -> dict:
     """k-sparse autoencoder: a linear code of which only the k largest units of each input stay active.
     Makhzani & Frey 2013, k-sparse autoencoders."""
     return {"backbone": {"mlp": {"hidden": []}}, "latent_dim": 100, "bottleneck": {"topk": {"k": 25}}}
+
+
+@VARIANTS.register("vq_vae")
+def vq_vae() -> dict:
+    """VQ-VAE: the code is its nearest entry of a 512-entry codebook (EMA updates, dead entries restarted),
+    straight-through gradients and a commitment loss; samples through a prior fitted on the training indices.
+    van den Oord, Vinyals & Kavukcuoglu 2017, Neural discrete representation learning."""
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 16, "likelihood": "bernoulli",
+            "bottleneck": {"vq": {"num_codes": 512, "beta": 0.25, "ema_decay": 0.99, "restart_after": 100}}}
+
+
+@VARIANTS.register("fsq_vae")
+def fsq_vae() -> dict:
+    """FSQ autoencoder: four code dimensions rounded to 8, 5, 5, 5 levels (1,000 implicit codes), no codebook loss.
+    Mentzer, Minnen, Agustsson & Tschannen 2023, Finite scalar quantization: VQ-VAE made simple."""
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 4, "likelihood": "bernoulli",
+            "bottleneck": {"fsq": {"levels": [8, 5, 5, 5]}}}
+
+
+@VARIANTS.register("batch_topk")
+def batch_topk() -> dict:
+    """BatchTopK sparse autoencoder: the B*k largest ReLU activations of the batch stay (k per input on average);
+    inference thresholds at the level estimated in training.
+    Bussmann, Leask & Nanda 2024, BatchTopK sparse autoencoders."""
+    return {"backbone": {"mlp": {"hidden": []}}, "latent_dim": 100, "bottleneck": {"batch_topk": {"k": 25}}}
+
+
+@VARIANTS.register("wae_mmd")
+def wae_mmd() -> dict:
+    """Wasserstein autoencoder (WAE-MMD): a deterministic 8-unit code, squared-error cost and lambda = 10 times
+    the MMD (inverse multiquadric kernel) between the codes and N(0, I).
+    Tolstikhin, Bousquet, Gelly & Schoelkopf 2018, Wasserstein auto-encoders."""
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 8, "likelihood": "gaussian",
+            "bottleneck": "deterministic", "regularizers": {"mmd": {"kernel": "imq", "scale": 1.0, "weight": 10.0}}}
+
+
+# alpha = 0 is the paper's MMD-VAE; lambda = 1000 puts an MMD of ~0.01-0.1 on the scale of a summed-pixel NLL
+INFO_VAE_ALPHA, INFO_VAE_LAMBDA = 0.0, 1000.0
+
+
+@VARIANTS.register("info_vae")
+def info_vae() -> dict:
+    """InfoVAE (MMD-VAE): Gaussian posterior, (1 - alpha) KL(q(z|x) || p(z)) plus (alpha + lambda - 1) MMD(q(z), p(z));
+    alpha = 0, lambda = 1000.
+    Zhao, Song & Ermon 2019, InfoVAE: balancing learning and inference in variational autoencoders."""
+    a, lam = INFO_VAE_ALPHA, INFO_VAE_LAMBDA
+    return {**vae(), "regularizers": {"kl_prior": {"beta": 1.0 - a},
+                                      "mmd": {"kernel": "imq", "scale": 1.0, "weight": a + lam - 1.0}}}
+
+
+@VARIANTS.register("beta_tc_vae")
+def beta_tc_vae() -> dict:
+    """beta-TC-VAE: the KL split into mutual information, total correlation and dimension-wise KL (minibatch-
+    weighted sampling), the total correlation weighted beta = 6; set tc dataset_size to the training set's size.
+    Chen, Li, Grosse & Duvenaud 2018, Isolating sources of disentanglement in variational autoencoders."""
+    return {**vae(), "latent_dim": 10, "regularizers": {"tc": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0}}}
+
+
+@VARIANTS.register("dip_vae_i")
+def dip_vae_i() -> dict:
+    """DIP-VAE-I: the VAE plus matching Cov[mu(x)] to the identity (lambda_od = 10, lambda_d = 10 lambda_od).
+    Kumar, Sattigeri & Balakrishnan 2018, Variational inference of disentangled latent concepts (DIP-VAE)."""
+    return {**vae(), "latent_dim": 10,
+            "regularizers": {"kl_prior": {"beta": 1.0}, "dip": {"kind": "i", "lambda_od": 10.0, "lambda_d": 100.0}}}
+
+
+@VARIANTS.register("dip_vae_ii")
+def dip_vae_ii() -> dict:
+    """DIP-VAE-II: the VAE plus matching the covariance of q(z) (Cov[mu] + E[diag sigma^2]) to the identity
+    (lambda_od = lambda_d = 10).
+    Kumar, Sattigeri & Balakrishnan 2018, Variational inference of disentangled latent concepts (DIP-VAE)."""
+    return {**vae(), "latent_dim": 10,
+            "regularizers": {"kl_prior": {"beta": 1.0}, "dip": {"kind": "ii", "lambda_od": 10.0, "lambda_d": 10.0}}}
+
+
+@VARIANTS.register("iwae")
+def iwae() -> dict:
+    """Importance-weighted autoencoder: the VAE's network trained on the K = 5 sample bound
+    log (1/K) sum_k p(x, z_k) / q(z_k | x) (K = 1 is the ELBO).
+    Burda, Grosse & Salakhutdinov 2016, Importance weighted autoencoders."""
+    return {**vae(), "bottleneck": {"gaussian": {"iwae_k": 5}}, "regularizers": {}}
+
+
+@VARIANTS.register("vampprior")
+def vampprior() -> dict:
+    """VAE with a VampPrior: the prior is the mixture of the posteriors of 500 learned pseudo-inputs; the KL to it
+    is estimated by one sample.
+    Tomczak & Welling 2018, VAE with a VampPrior."""
+    return {**vae(), "regularizers": {"kl_vamp": {"components": 500, "beta": 1.0}}}
+
+
+@VARIANTS.register("rae")
+def rae() -> dict:
+    """Regularized autoencoder (RAE-L2): a deterministic code, squared error, beta ||z||^2 / 2 and an L2 penalty on
+    the decoder's weights; generative through an ex-post Gaussian mixture (aekit.tasks.ex_post).
+    Ghosh, Sajjadi, Vergari, Black & Schoelkopf 2020, From variational to deterministic autoencoders."""
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 16, "likelihood": "gaussian",
+            "bottleneck": "deterministic", "regularizers": {"rae": {"beta": 1e-4, "decoder_weight": 1e-7}}}

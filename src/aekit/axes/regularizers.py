@@ -23,6 +23,19 @@ terms is the loss.
   batch mean of the summed KL and C rising linearly from 0 to C_max nats over
   `capacity_steps` training steps (then constant). The term is a batch quantity, returned
   broadcast to (B,); C = 0 gives the plain batch-mean KL.
+- mmd(kernel, scale, weight, prior_samples): the unbiased MMD^2 between the batch's codes and
+  max(B, prior_samples) draws of N(0, I) (Gretton et al. 2012), a batch quantity broadcast to
+  (B,): WAE-MMD (Tolstikhin et al. 2018) and InfoVAE (Zhao et al. 2019).
+- tc(alpha, beta, gamma, dataset_size): beta-TC-VAE's decomposition of the sampled KL into
+  mutual information, total correlation and dimension-wise KL (Chen et al. 2018), three terms.
+- dip(kind, lambda_od, lambda_d): DIP-VAE's covariance matching (Kumar et al. 2018).
+- rae(beta, decoder_weight, penalty): RAE's ||z||^2 / 2 and a decoder penalty, the squared L2
+  norm of its parameters or of its Jacobian (gp) (Ghosh et al. 2020), two terms.
+- kl_vamp (axes/priors.py): the KL to a VampPrior (Tomczak & Welling 2018).
+
+Several terms: a regularizer may return {part: (B,)} instead of one (B,) tensor; the model logs
+each part as the term '<name>.<part>' with weight current_weight() * term_weights()[part], so
+the loss stays exactly the weighted sum of the terms.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..registry import REGULARIZERS
+from .divergences import dip_covariance, dip_penalty, mmd_unbiased, tc_decomposition
 
 
 @dataclass
@@ -61,6 +75,10 @@ class Regularizer(nn.Module):
 
     def current_weight(self) -> float:
         return self.weight
+
+    def term_weights(self) -> dict[str, float]:
+        """Per-part multipliers of a regularizer that returns several terms {part: (B,)}."""
+        return {}
 
     def configure(self, provided: frozenset[str]) -> None:
         """Told the capabilities of the model it joins (build calls it); a penalty may pick its method by them."""
@@ -182,7 +200,7 @@ class KLPrior(Regularizer):
     Kingma & Welling 2014; Higgins et al. 2017 (beta); Burgess et al. 2018 (capacity)."""
 
     name = "kl_prior"
-    requires = frozenset({"posterior"})
+    requires = frozenset({"posterior", "elbo_path"})
 
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
                  capacity: float = 0.0, capacity_steps: int = 0) -> None:
@@ -227,3 +245,146 @@ class KLPrior(Regularizer):
             kl = torch.where(low, torch.full_like(kl, self.free_bits), kl)
         return kl.sum(dim=1)  # (B,)
 
+
+
+@REGULARIZERS.register("mmd")
+class MMD(Regularizer):
+    """Unbiased MMD^2 between the batch's codes z and max(B, prior_samples) draws of N(0, I), kernel imq or rbf.
+    Gretton et al. 2012; Tolstikhin et al. 2018 (WAE-MMD); Zhao, Song & Ermon 2019 (InfoVAE)."""
+
+    name = "mmd"
+    KERNELS = ("imq", "rbf")
+    examples = ({}, {"kernel": "rbf", "scale": 2.0, "weight": 1.0})
+
+    def __init__(self, *, kernel: str = "imq", scale: float = 1.0, weight: float = 10.0,
+                 prior_samples: int = 256) -> None:
+        super().__init__(weight=weight)
+        check_choice("mmd kernel", kernel, self.KERNELS)
+        if not float(scale) > 0:
+            raise ConfigError(f"mmd scale must be > 0; got {scale!r}.")
+        if isinstance(prior_samples, bool) or not isinstance(prior_samples, int) or prior_samples < 2:
+            raise ConfigError(f"mmd prior_samples must be an integer >= 2; got {prior_samples!r}.")
+        self.kernel, self.scale, self.prior_samples = kernel, float(scale), prior_samples
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        z = ctx.code.z  # (B, D): the codes the decoder saw (samples of q(z | x) for a VAE)
+        if z.shape[0] < 2:  # the U-statistic needs two samples; a batch of one contributes nothing
+            return z.sum(dim=1) * 0.0
+        # in eval the draws come from a fixed seed (0): eval is deterministic, validation losses comparable
+        gen = None if self.training else torch.Generator(device=z.device).manual_seed(0)
+        post = ctx.code.posterior
+        if post is not None and not self.training:  # q(z) is the aggregate posterior: samples, not the means
+            z = post.mu + post.std * torch.randn(z.shape, generator=gen, device=z.device, dtype=z.dtype)
+        m = max(z.shape[0], self.prior_samples)  # more prior draws than codes: a lower-variance estimate
+        prior = torch.randn((m, z.shape[1]), generator=gen, device=z.device, dtype=z.dtype)  # (M, D) ~ N(0, I)
+        return mmd_unbiased(z, prior, kernel=self.kernel, scale=self.scale).expand(z.shape[0])  # batch quantity
+
+
+@REGULARIZERS.register("tc")
+class TotalCorrelation(Regularizer):
+    """beta-TC-VAE: the sampled KL split into index-code MI, total correlation and dimension-wise KL, weighted
+    alpha, beta, gamma, by minibatch-weighted sampling with the data set's size N (None: N = the batch size).
+    Chen, Li, Grosse & Duvenaud 2018, Isolating sources of disentanglement in variational autoencoders."""
+
+    name = "tc"
+    requires = frozenset({"posterior", "elbo_path"})
+    examples = ({}, {"alpha": 1.0, "beta": 2.0, "gamma": 0.5, "dataset_size": 100})
+
+    def __init__(self, *, alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0,
+                 dataset_size: int | None = None) -> None:
+        super().__init__(weight=1.0)
+        for key, val in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+            if not float(val) >= 0:
+                raise ConfigError(f"tc {key} must be >= 0; got {val!r}.")
+        if dataset_size is not None and (isinstance(dataset_size, bool) or int(dataset_size) < 1):
+            raise ConfigError(f"tc dataset_size must be a positive integer or None; got {dataset_size!r}.")
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self.dataset_size = None if dataset_size is None else int(dataset_size)
+
+    def term_weights(self) -> dict[str, float]:
+        return {"mi": self.alpha, "tc": self.beta, "dwkl": self.gamma}
+
+    def forward(self, ctx: RegContext) -> dict[str, torch.Tensor]:
+        """{'mi', 'tc', 'dwkl'}, each (B,), summing to log q(z|x) - log p(z) at the decoder's z.
+
+        N only shifts the three values by constants (mi by log(N B), tc by (D - 1) log(N B), dwkl by
+        -D log(N B)), never their gradients; dataset_size=None (N = B) logs the batch-as-data-set values."""
+        post = ctx.code.posterior
+        z = ctx.code.z  # (B, D): a sample in training, mu in eval
+        n = self.dataset_size or z.shape[0]
+        return tc_decomposition(z, post.mu, post.logvar, dataset_size=n)
+
+
+@REGULARIZERS.register("dip")
+class DIP(Regularizer):
+    """DIP-VAE: lambda_od sum_{i!=j} C_ij^2 + lambda_d sum_i (C_ii - 1)^2 on the batch covariance C of mu (kind i)
+    or of q(z) (kind ii: plus the mean posterior variances); a batch quantity broadcast to (B,).
+    Kumar, Sattigeri & Balakrishnan 2018, Variational inference of disentangled latent concepts (DIP-VAE)."""
+
+    name = "dip"
+    requires = frozenset({"posterior"})
+    examples = ({}, {"kind": "ii", "lambda_od": 1.0, "lambda_d": 1.0})
+
+    def __init__(self, *, kind: str = "i", lambda_od: float = 10.0, lambda_d: float = 100.0) -> None:
+        super().__init__(weight=1.0)
+        check_choice("dip kind", kind, ("i", "ii"))
+        if not (float(lambda_od) >= 0 and float(lambda_d) >= 0):
+            raise ConfigError(f"dip lambda_od and lambda_d must be >= 0; got {lambda_od!r}, {lambda_d!r}.")
+        self.kind, self.lambda_od, self.lambda_d = kind, float(lambda_od), float(lambda_d)
+
+    def forward(self, ctx: RegContext) -> torch.Tensor:
+        post = ctx.code.posterior
+        cov = dip_covariance(post.mu, post.logvar, kind=self.kind)  # (D, D)
+        return dip_penalty(cov, lambda_od=self.lambda_od, lambda_d=self.lambda_d).expand(post.mu.shape[0])
+
+
+@REGULARIZERS.register("rae")
+class RAEPenalty(Regularizer):
+    """RAE: beta ||z||^2 / 2 per input plus decoder_weight times a decoder penalty, two terms: penalty 'l2' the
+    squared L2 norm of every decoder parameter (RAE-L2), 'gp' the squared Frobenius norm of the decoder's Jacobian
+    at z (RAE-GP, one Hutchinson probe); with a deterministic code it replaces the VAE's noise and KL.
+    Ghosh, Sajjadi, Vergari, Black & Schoelkopf 2020, From variational to deterministic autoencoders."""
+
+    name = "rae"
+    PENALTIES = ("l2", "gp")
+    examples = ({}, {"beta": 0.1, "decoder_weight": 0.01, "penalty": "gp"})
+
+    def __init__(self, *, beta: float = 1e-4, decoder_weight: float = 1e-7, penalty: str = "l2") -> None:
+        super().__init__(weight=1.0)
+        if not (float(beta) >= 0 and float(decoder_weight) >= 0):
+            raise ConfigError(f"rae beta and decoder_weight must be >= 0; got {beta!r}, {decoder_weight!r}.")
+        check_choice("rae penalty", penalty, self.PENALTIES)
+        self.beta, self.decoder_weight, self.penalty = float(beta), float(decoder_weight), penalty
+        self.needs_input_grad = penalty == "gp"  # the Jacobian needs a graph from the input, in eval too
+
+    may_require = {"code_decoder": "penalty='gp'"}
+
+    @classmethod
+    def requires_for(cls, *, penalty: str = "l2", **_) -> frozenset[str]:
+        return frozenset({"code_decoder"} if penalty == "gp" else ())  # the Jacobian of the decoder at z alone
+
+    def configure(self, provided: frozenset[str]) -> None:
+        if self.penalty == "gp" and {"skips", "conditional"} & provided:
+            raise ConfigError("regularizer 'rae' penalty='gp' differentiates the decoder at the code alone; a decoder "
+                              "with skip connections or labels cannot run so: use penalty='l2'.")
+
+    def term_weights(self) -> dict[str, float]:
+        return {"code": self.beta, "decoder": self.decoder_weight}
+
+    def forward(self, ctx: RegContext) -> dict[str, torch.Tensor]:
+        z = ctx.code.z  # (B, D)
+        code = 0.5 * z.pow(2).sum(dim=1)
+        if self.penalty == "gp":
+            return {"code": code, "decoder": decoder_jacobian_hutchinson(ctx.model.decoder, z, training=self.training)}
+        l2 = sum(p.pow(2).sum() for p in ctx.model.decoder.parameters())  # () squared L2 norm of the decoder
+        return {"code": code, "decoder": torch.as_tensor(l2, dtype=z.dtype).expand(z.shape[0])}
+
+
+def decoder_jacobian_hutchinson(decoder, z: torch.Tensor, *, training: bool) -> torch.Tensor:
+    """||d decoder(z) / d z||_F^2 per input by one probe: ||J^T v||^2, v ~ N(0, I) over the outputs (E = ||J||_F^2);
+    in eval the probe is drawn from seed 0, so eval is deterministic. z: (B, D) in a graph -> (B,)."""
+    out = decoder(z, [])  # (B, *shape)
+    gen = None if training else torch.Generator(device=z.device).manual_seed(0)
+    v = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
+    (g,) = torch.autograd.grad((out * v).sum(), z, create_graph=training, retain_graph=True)  # (B, D) = J^T v
+    return g.pow(2).sum(dim=1)

@@ -171,7 +171,7 @@ class ConvBackbone:
     """Strided 3x3 convolutions down, transposed convolutions up; hidden: fully connected widths before the code.
     Masci et al. 2011, Stacked convolutional auto-encoders for hierarchical feature extraction."""
 
-    provides = frozenset({"conv_features"})  # convolutional features (its hidden: fully connected widths after them)
+    provides = frozenset({"conv_features", "code_decoder"})  # conv features (hidden: FC widths after them)
     requires = frozenset({"image_input"})
     may_provide = {"spatial_code": "fully_convolutional=True"}
     may_require = {"spatial_bottleneck": "fully_convolutional=True"}
@@ -180,7 +180,7 @@ class ConvBackbone:
 
     @classmethod
     def provides_for(cls, *, fully_convolutional: bool = False, **_) -> frozenset[str]:
-        return frozenset({"conv_features"} | ({"spatial_code"} if fully_convolutional else set()))
+        return frozenset({"conv_features", "code_decoder"} | ({"spatial_code"} if fully_convolutional else set()))
 
     @classmethod
     def requires_for(cls, *, fully_convolutional: bool = False, **_) -> frozenset[str]:

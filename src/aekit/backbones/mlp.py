@@ -50,13 +50,13 @@ class MLPBackbone:
     """Fully connected encoder D -> hidden -> code and its mirror; hidden=[] is the linear autoencoder.
     Rumelhart, Hinton & Williams 1986; Baldi & Hornik 1989 (hidden=[])."""
 
-    provides = frozenset()
+    provides = frozenset({"code_decoder"})  # the decoder runs on a code alone
     may_provide = {"linear_backbone": "hidden=[]"}
     examples = ({"hidden": [8]}, {"hidden": []})  # small settings the contract suite (and `aekit list`) shows
 
     @classmethod
     def provides_for(cls, *, hidden=(256,), activation: str = "relu") -> frozenset[str]:
-        return frozenset() if tuple(hidden) else frozenset({"linear_backbone"})
+        return frozenset({"code_decoder"} if tuple(hidden) else {"code_decoder", "linear_backbone"})
 
     def __init__(self, *, input_shape, latent_dim: int, hidden: list[int] = (256,), activation: str = "relu") -> None:
         self.encoder = MLPEncoder(input_shape=input_shape, hidden=hidden, activation=activation)

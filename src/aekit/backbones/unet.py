@@ -94,13 +94,13 @@ class UNetBackbone:
     Ronneberger et al. 2015, U-Net: convolutional networks for biomedical image segmentation."""
 
     provides = frozenset()
-    may_provide = {"skips": "skips=True"}
+    may_provide = {"skips": "skips=True", "code_decoder": "skips=False"}
     requires = frozenset({"image_input"})
     examples = ({"channels": [4], "skips": True}, {"channels": [4], "skips": False})
 
     @classmethod
     def provides_for(cls, *, channels=(16, 32), activation: str = "relu", skips: bool = True) -> frozenset[str]:
-        return frozenset({"skips"}) if skips else frozenset()
+        return frozenset({"skips"}) if skips else frozenset({"code_decoder"})  # without skips: decodes a code alone
 
     def __init__(self, *, input_shape, latent_dim: int, channels: list[int] = (16, 32), activation: str = "relu",
                  skips: bool = True) -> None:

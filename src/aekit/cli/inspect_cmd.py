@@ -43,6 +43,10 @@ def add_inspect_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: %(default)s)")
     p.add_argument("--label", type=int, default=None, metavar="K",
                    help="class of every sample (conditional runs, 'cvae'; default: the classes in turn)")
+    p.add_argument("--ex-post", type=positive_int, default=None, metavar="K",
+                   help="deterministic runs (rae, wae_mmd, ae, ...): sample a K-component Gaussian mixture fitted on the "
+                        "codes of the run's training data (Ghosh et al. 2020); discrete runs (vq_vae, fsq_vae) always "
+                        "sample a categorical prior fitted on their training indices")
     p.set_defaults(func=run_sample)
 
 
@@ -79,7 +83,8 @@ def run_reconstruct(args) -> int:
 
 def run_sample(args) -> int:
     out = out_path(args.out, (".npy", ".png"))
-    drawn = sample_run(args.run_dir, n=args.n, seed=args.seed, label=getattr(args, "label", None))
+    drawn = sample_run(args.run_dir, n=args.n, seed=args.seed, label=getattr(args, "label", None),
+                       ex_post=getattr(args, "ex_post", None))
     if out.suffix.lower() == ".npy":  # the training data's units, clipped where bounded (aekit.units)
         save_npy(out, drawn["raw"].numpy().astype(np.float32))
     else:
