@@ -23,6 +23,7 @@ EXPECTED_FAILED_CHECKS lists the scikit-learn estimator checks that fail on purp
 from __future__ import annotations
 
 import math
+import warnings
 import numbers
 
 import numpy as np
@@ -87,12 +88,41 @@ class _AutoencoderEstimator(BaseEstimator):
         return "bounded_mean" in LIKELIHOODS.capabilities(name, params)
 
     def _latent_dim(self, n_features: int) -> int:
-        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it."""
-        return max(1, math.ceil(math.sqrt(n_features))) if self.latent_dim == "auto" else int(self.latent_dim)
+        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it.
+
+        An undercomplete variant's code is never as wide as the input (it could copy it): a latent_dim
+        >= n_features becomes max(1, n_features // 2) with a warning (aekit.training.data_defaults)."""
+        from ..training.data_defaults import OVERCOMPLETE, code_width
+
+        if self.latent_dim == "auto":
+            latent = max(1, math.ceil(math.sqrt(n_features)))
+            return code_width(n_features, latent) if latent >= n_features else latent
+        latent = int(self.latent_dim)
+        if latent >= n_features and n_features > 1 and self.variant not in OVERCOMPLETE:
+            narrow = code_width(n_features, latent)
+            warnings.warn(f"latent_dim={latent} is not narrower than the {n_features} input features, so the "
+                          f"{self.variant!r} autoencoder could copy its input; using latent_dim={narrow}.", UserWarning,
+                          stacklevel=4)
+            return narrow
+        return latent
+
+    def _hidden(self, n_features: int, latent_dim: int) -> list[int] | None:
+        """hidden, or (None) the variant's mlp widths capped at max(4 * n_features, latent_dim)."""
+        if self.hidden is not None:
+            return [int(h) for h in self.hidden]
+        from ..training.data_defaults import _recipe, mlp_widths
+
+        backbone = _recipe(self.variant).get("backbone")
+        if isinstance(backbone, dict) and next(iter(backbone)) == "mlp":
+            widths = list((next(iter(backbone.values())) or {}).get("hidden", []))
+            chosen = mlp_widths(n_features, widths, latent_dim)
+            return chosen if chosen != widths else None
+        return None
 
     def _build_kwargs(self, n_features: int) -> dict:
         """The aekit.build keywords (None means: the variant's own choice)."""
-        return dict(latent_dim=self._latent_dim(n_features), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
+        latent = self._latent_dim(n_features)
+        return dict(latent_dim=latent, hidden=self._hidden(n_features, latent),
                     activation=self.activation, likelihood=self.likelihood, beta=self.beta, corruption=self.noise)
 
     # ------------------------------------------------------------------ scaling
