@@ -129,7 +129,7 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int_list, default=None, help="resize image folders to H,W (or one size)")
     g.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardize table columns to mean 0, std 1 on the training split; the scaler is saved "
-                        "with the run and applied by every command (default: on for tables, off for images)")
+                        "with the run and applied by every command; on unless given for tables, off for images")
     g.add_argument("--label-column", default=None, help="csv column holding labels (name or index)")
 
 

@@ -110,14 +110,13 @@ class _AutoencoderEstimator(BaseEstimator):
         """hidden, or (None) the variant's mlp widths capped at max(4 * n_features, latent_dim)."""
         if self.hidden is not None:
             return [int(h) for h in self.hidden]
-        from ..training.data_defaults import _recipe, mlp_widths
+        from ..training.data_defaults import _recipe, fc_widths, mlp_widths
 
-        backbone = _recipe(self.variant).get("backbone")
-        if isinstance(backbone, dict) and next(iter(backbone)) == "mlp":
-            widths = list((next(iter(backbone.values())) or {}).get("hidden", []))
-            chosen = mlp_widths(n_features, widths, latent_dim)
-            return chosen if chosen != widths else None
-        return None
+        widths = fc_widths(_recipe(self.variant).get("backbone"))
+        if widths is None:
+            return None
+        chosen = mlp_widths(n_features, widths, latent_dim)
+        return chosen if chosen != widths else None
 
     def _build_kwargs(self, n_features: int) -> dict:
         """The aekit.build keywords (None means: the variant's own choice)."""

@@ -84,7 +84,8 @@ def _text(value) -> str:
 
 def _recipe(variant: str | None) -> dict:
     from ..build import DEFAULTS
-    from ..registry import VARIANTS, load_all
+    from ..ingredients import load_all
+    from ..registry import VARIANTS
 
     load_all()
     out = {k: v for k, v in DEFAULTS.items()}
@@ -93,14 +94,30 @@ def _recipe(variant: str | None) -> dict:
     return out
 
 
-def _name(spec) -> str:
-    if isinstance(spec, dict):
-        return next(iter(spec))
-    return str(spec).partition(":")[0].strip()
+def fc_widths(backbone) -> list[int] | None:
+    """The widths of a fully connected backbone on vectors (the mlp's hidden), None for any other backbone.
+
+    Read from capabilities and the signature, not the name: no 'image_input' requirement, no
+    'conv_features', and a 'hidden' parameter."""
+    from ..build import axis_spec
+    from ..registry import BACKBONES
+
+    name, params = axis_spec("backbone", backbone)
+    if "image_input" in BACKBONES.requirements(name, params) or "conv_features" in BACKBONES.capabilities(name, params):
+        return None
+    hidden = [p for p in BACKBONES.params(name) if p.name == "hidden"]
+    if not hidden:
+        return None
+    return [int(h) for h in params.get("hidden", hidden[0].default)]
 
 
-def _params(spec) -> dict:
-    return dict(next(iter(spec.values())) or {}) if isinstance(spec, dict) else {}
+def _gaussian_mean(likelihood) -> bool:
+    """The likelihood is a Gaussian on the mean (its capability 'gaussian_mean'): unbounded outputs."""
+    from ..build import axis_spec
+    from ..registry import LIKELIHOODS
+
+    name, params = axis_spec("likelihood", likelihood)
+    return "gaussian_mean" in LIKELIHOODS.capabilities(name, params)
 
 
 def is_table(ds) -> bool:
@@ -130,7 +147,7 @@ def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool |
             backbone = DAE_IMAGE_BACKBONE
             out.model["backbone"] = backbone
             out.add("backbone", backbone, f"images {shape}: a U-Net (skips carry the detail a denoiser must keep)")
-        elif variant in CONV_VARIANTS and _name(backbone) == "mlp":
+        elif variant in CONV_VARIANTS and fc_widths(backbone) is not None:
             backbone = _recipe("conv")["backbone"]
             out.model["backbone"] = backbone
             out.add("backbone", backbone, f"images {shape}: convolutions (the 'conv' recipe's channels) instead of "
@@ -140,7 +157,7 @@ def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool |
         out.model["corruption"] = spec
         out.add("corruption", spec, "blind Gaussian noise, each image's std drawn from U[0, 0.55] (DnCNN-B): one "
                                     "model for every noise level" + (", clipped to [0, 1]" if bounded else ""))
-    if "likelihood" not in given and _name(recipe.get("likelihood")) == "gaussian":
+    if "likelihood" not in given and _gaussian_mean(recipe.get("likelihood")):
         if variant == "dae" and image:
             out.model["likelihood"] = {"gaussian": {}}
             out.add("likelihood", {"gaussian": {}}, "the mean-squared error, whose optimum is the PSNR-optimal "
@@ -156,8 +173,8 @@ def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool |
             out.add("latent_dim", latent, f"{d} inputs: a code of at most d // 2 = {latent} units cannot copy "
                                           f"its input (the recipe's {recipe['latent_dim']} would)")
     latent = out.model.get("latent_dim", model.get("latent_dim") or recipe["latent_dim"])
-    if not image and not given & {"backbone", "hidden"} and _name(backbone) == "mlp":
-        widths = list(_params(backbone).get("hidden", []))
+    widths = fc_widths(backbone)
+    if not image and not given & {"backbone", "hidden"} and widths is not None:
         chosen = mlp_widths(d, widths, latent)
         if chosen != widths:
             out.model["hidden"] = chosen

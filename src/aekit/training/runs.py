@@ -88,7 +88,9 @@ def run_data(info: dict, *, source: str | None = None, data_dir: str | None = No
         from ..data.load import with_scaler
 
         options.pop("standardize")
-        ds = with_scaler(load_data(source, **options), **scaler)
+        ds = load_data(source, **options)
+        if tuple(ds.shape) == (len(scaler["scale"]),):  # other widths: the model's own shape error names them
+            ds = with_scaler(ds, **scaler)
     else:
         ds = load_data(source, **options)
     if ds.whole is not None and not from_run and split is None:
