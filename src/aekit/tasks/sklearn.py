@@ -8,8 +8,11 @@
 Both take 2-D float arrays (n_samples, n_features), build the model with `aekit.build` and train
 it with `aekit.fit` (the Trainer). Every hyperparameter is an explicit constructor argument,
 stored unchanged (scikit-learn's contract), so `clone`, `get_params` / `set_params`, Pipeline
-and GridSearchCV work. The inputs are rescaled per feature before training (`scaling`), and
-every output is mapped back to the caller's units.
+and GridSearchCV work. The inputs are rescaled per feature before training (`scaling`, standardized
+by default), and every output is mapped back to the caller's units. The table rules of
+`aekit train` apply (aekit.training.data_defaults): an undercomplete variant's code is never as
+wide as the input, and with hidden=None the variant's widths are capped at max(4 * n_features,
+latent_dim).
 
 Determinism: `random_state` seeds the initial weights, the shuffling and the noise, so two fits
 with the same random_state give the same model; fitting never changes torch's global RNG.
@@ -199,8 +202,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     ----------
     variant : a named aekit variant ('ae', 'linear', 'dae', 'vae', 'sparse_l1', 'cae', ...); mlp backbones only.
     latent_dim : size of the code (the number of output features of transform), or 'auto':
-        ceil(sqrt(n_features)), narrower than the input and growing with it.
-    hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's.
+        ceil(sqrt(n_features)), narrower than the input and growing with it. A value >= n_features
+        on an undercomplete variant becomes max(1, n_features // 2), with a warning.
+    hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's,
+        each at most max(4 * n_features, latent_dim).
     activation : hidden activation ('relu', 'tanh', ...); None: the variant's.
     likelihood : 'gaussian' (squared error; any real data) or 'bernoulli' (data in [0, 1]).
     beta : KL weight of VAE variants; None: the variant's.
