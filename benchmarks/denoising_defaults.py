@@ -2,7 +2,7 @@
 
 What a user gets from
 
-    aekit train dae --data TRAIN.npy --out RUN --epochs 20 --batch-size 64 --lr 4e-3 --val-fraction ...
+    aekit train dae --data TRAIN.npy --out RUN --epochs 20 --batch-size 64 --lr 4e-3 --val-fraction 0.0244
     aekit denoise RUN --data NOISY.npy --out DENOISED.npy
 
 with no model option: on images the data-aware defaults (aekit.training.data_defaults) pick a U-Net
@@ -86,14 +86,15 @@ def cli(*argv) -> None:
         raise SystemExit(f"aekit {' '.join(map(str, argv))} exited with {code}")
 
 
-def train_default_dae(train: torch.Tensor, work: Path, args) -> tuple[Path, dict]:
-    """`aekit train dae` on train (+ a held-out tenth the trainer validates on), model options all default."""
+def train_default_dae(train: torch.Tensor, val: torch.Tensor, work: Path, args) -> tuple[Path, dict]:
+    """`aekit train dae` on train + val in one file, --val-fraction holding out len(val) rows (a seeded random
+    choice: the trainer keeps its best validation epoch), so it trains on len(train) images; model options default."""
     path = work / "train.npy"
-    np.save(path, train.numpy())
+    np.save(path, torch.cat([train, val]).numpy())
     run = work / "run"
     t0 = time.perf_counter()
     cli("train", "dae", "--data", path, "--out", run, "--overwrite", "--epochs", args.epochs, "--batch-size",
-        args.batch_size, "--lr", args.lr, "--quiet")
+        args.batch_size, "--lr", args.lr, "--val-fraction", len(val) / (len(train) + len(val)), "--quiet")
     seconds = time.perf_counter() - t0
     info = json.loads((run / "run.json").read_text())
     return run, {"seconds": round(seconds, 1), "defaults": info.get("defaults"), "model": info.get("model"),
@@ -115,7 +116,7 @@ def classical(noisy_val, val, noisy_test, sigma: float, make, factors) -> tuple[
 
 def evaluate(name: str, args, work: Path) -> list[dict]:
     train, val, test = splits(name, args)
-    run, trained = train_default_dae(train, work, args)
+    run, trained = train_default_dae(train, val, work, args)
     print(f"{name}: trained the default DAE on {trained['train_rows']} images in {trained['seconds']}s", flush=True)
     rows = []
     for sigma in SIGMAS:
