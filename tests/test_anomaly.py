@@ -242,7 +242,7 @@ def test_detect_csv_and_npy(table_files, tmp_path, name):
 
 def test_detect_images_with_maps_and_png(tmp_path):
     code, _, err = cli("train", "ae", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1", "--hidden", "16",
-                       "--latent-dim", "4", "--max-samples", "300", "--quiet")
+                       "--latent-dim", "4", "--max-samples", "300", "--likelihood", "gaussian", "--quiet")
     assert code == 0, err
     code, out, err = cli("detect", tmp_path / "run", "--data", "digits", "--normal-classes", "0,1,2,3,4",
                          "--out", tmp_path / "s.csv", "--maps", tmp_path / "maps", "--png", "4")

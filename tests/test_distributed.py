@@ -100,7 +100,7 @@ def tables(tmp_path):
     x = rng.random((66, 12)).astype(np.float32)  # (66, 12) table
     np.save(tmp_path / "x.npy", x)
     bad = x.copy()
-    bad[40, 3] = 1e30  # finite data whose Gaussian NLL overflows to inf: only one rank's shard sees it
+    bad[40, 3] = 1e30  # finite data whose Gaussian NLL overflows to inf (unstandardized): only one rank's shard sees it
     np.save(tmp_path / "bad.npy", bad)
     return tmp_path
 
@@ -111,7 +111,7 @@ def test_two_ranks_match_single_process_resume_and_agree_on_failures(tables):
     code, _, err = cli("train", "ae", "--data", tmp / "x.npy", "--out", tmp / "single", "--epochs", "4", *COMMON)
     assert code == 0, err
     code, _, single_nan = cli("train", "ae", "--data", tmp / "bad.npy", "--out", tmp / "single_nan", "--epochs", "2",
-                              *COMMON[:2], "--val-fraction", "0", *COMMON[4:])
+                              *COMMON[:2], "--val-fraction", "0", "--no-standardize", *COMMON[4:])
     assert code == 1 and "the loss became inf" in single_nan
 
     # launch 1: the user's command, 2 epochs
@@ -126,7 +126,7 @@ def test_two_ranks_match_single_process_resume_and_agree_on_failures(tables):
     commands = [
         ["train", "ae", "--out", "ddp", "--resume", "--epochs", "4", "--quiet"],
         ["train", "ae", "--data", "bad.npy", "--out", "ddp_nan", "--epochs", "2", *COMMON[:2], "--val-fraction", "0",
-         *COMMON[4:]],
+         "--no-standardize", *COMMON[4:]],
         ["train", "ae", "--data", "x.npy", "--out", "ddp_bs", "--epochs", "1", *COMMON, "--batch-size", "15"],
     ]
     for proc in launch_ranks([str(HERE / "distributed_worker.py"), str(tmp / "result"), json.dumps(commands)], tmp):

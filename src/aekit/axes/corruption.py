@@ -7,7 +7,8 @@ denoising one. One class per corruption, registered in CORRUPTIONS; specs:
 "none", "gaussian:std=0.3" (shorthand "gaussian:0.3"), "gaussian_clipped:0.3", "masking:0.25"
 (p=0.25), "salt_and_pepper:0.1". Levels are in the data's units (pixel intensities in [0, 1] for
 images): "gaussian" adds N(0, std^2) unclipped; "gaussian_clipped" clips the result to [0, 1],
-the usual protocol for image denoising benchmarks.
+the usual protocol for image denoising benchmarks; "gaussian_blind:max_std=0.55" draws each
+sample's std uniformly from [0, max_std] (blind denoising, one model for every level).
 """
 
 from __future__ import annotations
@@ -97,6 +98,35 @@ class ClippedGaussianNoise(GaussianNoise):
         return (x + self.std * torch.randn_like(x)).clamp(0.0, 1.0)
 
 
+@CORRUPTIONS.register("gaussian_blind")
+class BlindGaussianNoise(Corruption):
+    """Blind Gaussian noise: each sample gets its own std ~ U[0, max_std], then x + N(0, std^2)
+    (clipped to [0, 1] with clip=True), so one model denoises every level up to max_std without being
+    told it. Zhang et al. 2017, Beyond a Gaussian denoiser: residual learning of deep CNN for image
+    denoising (DnCNN-B, blind denoising)."""
+
+    name, shorthand = "gaussian_blind", "max_std"
+
+    def __init__(self, *, max_std: float = 0.55, clip: bool = True) -> None:
+        super().__init__()
+        self.level = self.max_std = _std(self.name, max_std)
+        if not isinstance(clip, bool):
+            raise ConfigError(f"corruption 'gaussian_blind' parameter clip must be true or false; got {clip!r}.")
+        self.clip = clip
+
+    def stds(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, ..., 1) per-sample stds, uniform on [0, max_std] (broadcast over the sample's shape)."""
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        return self.max_std * torch.rand(shape, dtype=x.dtype, device=x.device)
+
+    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        noisy = x + self.stds(x) * torch.randn_like(x)  # (B, ...)
+        return noisy.clamp(0.0, 1.0) if self.clip else noisy
+
+    def spec(self) -> str:
+        return f"{self.name}:max_std={self.max_std:g},clip={str(self.clip).lower()}"
+
+
 @CORRUPTIONS.register("masking")
 class Masking(Corruption):
     """Masking noise: each element zeroed with probability p.
@@ -130,6 +160,13 @@ class SaltAndPepper(Corruption):
         return torch.where(hit, salt.to(x.dtype), x)
 
 
+def _has_default(cls, param: str) -> bool:
+    import inspect
+
+    p = inspect.signature(cls.__init__).parameters.get(param)
+    return p is not None and p.default is not inspect.Parameter.empty
+
+
 def corruption_spec(spec) -> dict:
     """Any accepted corruption form as {name: {param: value}}: a spec (name, 'gaussian:0.3',
     'masking:p=0.25', {name: params}) or the first release's {'kind': ..., 'level': ...}."""
@@ -148,6 +185,8 @@ def corruption_spec(spec) -> dict:
     if isinstance(spec, str):
         name, _, rest = spec.strip().partition(":")
         cls = CORRUPTIONS.get(name.strip())
+        if cls.shorthand and not rest and _has_default(cls, cls.shorthand):
+            return {name.strip(): {}}  # its level's default (gaussian_blind: max_std=0.55)
         if cls.shorthand and not rest:
             raise ConfigError(f"corruption {name!r} needs a level, e.g. '{name}:0.3'; got {spec!r}.")
         if cls.shorthand and "=" not in rest:

@@ -127,7 +127,9 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
                    help=_help("share of the training data held out", d["val_fraction"]))
     g.add_argument("--max-samples", type=positive_int, default=None, help="train on a random subset of this size")
     g.add_argument("--image-size", type=int_list, default=None, help="resize image folders to H,W (or one size)")
-    g.add_argument("--standardize", action="store_true", default=None, help="standardize table columns")
+    g.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardize table columns to mean 0, std 1 on the training split; the scaler is saved "
+                        "with the run and applied by every command; on unless given for tables, off for images")
     g.add_argument("--label-column", default=None, help="csv column holding labels (name or index)")
 
 
@@ -153,7 +155,7 @@ def data_options(args) -> dict:
     return {"source": absolute_source(args.data), "data_dir": absolute_dir(args.data_dir),
             "val_fraction": args.val_fraction if args.val_fraction is not None else d["val_fraction"],
             "seed": args.seed if args.seed is not None else train_defaults()["seed"], "image_size": size,
-            "standardize": bool(args.standardize), "label_column": args.label_column, "max_samples": args.max_samples}
+            "standardize": args.standardize, "label_column": args.label_column, "max_samples": args.max_samples}
 
 
 # ---------------------------------------------------------------------- training options

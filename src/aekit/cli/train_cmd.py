@@ -43,6 +43,11 @@ def _epoch_printer(verbose: bool):
     return report
 
 
+def _announce(lines: list[str]) -> None:
+    """Print the defaults the data chose (aekit.training.data_defaults), one per line."""
+    print("aekit: defaults chosen from the data:" + "".join(f"\n  {line}" for line in lines), file=sys.stderr)
+
+
 def run_train(args) -> int:
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required: the folder that receives the config, weights and history.")
@@ -67,7 +72,7 @@ def run_train(args) -> int:
         summary = train_run(out, variant=args.variant, data=data_options(args), model=model,
                             train={**train_options(args), "progress": False if args.quiet else None},
                             overwrite=args.overwrite, command=["aekit", *getattr(args, "argv", sys.argv[1:])],
-                            callbacks=[_epoch_printer(not args.quiet)])
+                            callbacks=[_epoch_printer(not args.quiet)], announce=None if args.quiet else _announce)
     if summary is not None:  # rank 0 reports
         print(json.dumps(summary))
     return 0

@@ -30,7 +30,7 @@ from aekit.data.files import SUPPORTED, read_file
 from aekit.data.splits import (
     cap_rows, check_max_samples, check_val_fraction, fixed_holdout, train_val_indices,
 )
-from aekit.errors import ConfigError, DataError, did_you_mean
+from aekit.errors import ConfigError, DataError, ShapeError, did_you_mean
 
 NAMED_SOURCES = ("digits", "mnist", "fashion-mnist", *_dsprites.SOURCES)  # dsprites: rendered on demand
 STD_FLOOR = 1e-8
@@ -117,6 +117,44 @@ def _finish(
         scale=scale, offset=offset, whole=present.get("whole"), y_whole=ys.get("whole"),
         image_shape=image_shape, classes=classes,
     )
+
+
+def standardized(ds: Dataset) -> Dataset:
+    """ds with its table columns standardized on the training split: what load_data(standardize=True) gives.
+
+    x' = (x - mean) / std per column, mean and std (floored at STD_FLOOR) of ds.train; scale and offset
+    follow (raw = (x' * std + mean) * scale + offset), so they are the run's scaler."""
+    mean = ds.train.mean(dim=0)                                    # (D,)
+    std = ds.train.std(dim=0, correction=0).clamp_min(STD_FLOOR)   # (D,)
+    for split in ("train", "val", "test", "whole"):
+        value = getattr(ds, split)
+        if value is not None:
+            setattr(ds, split, (value - mean) / std)
+    ds.offset = ds.scale * mean + ds.offset
+    ds.scale = ds.scale * std
+    ds.kind = "table"
+    return ds
+
+
+def with_scaler(ds: Dataset, *, scale, offset) -> Dataset:
+    """ds re-expressed in another run's model units: x' = (x * ds.scale + ds.offset - offset) / scale.
+
+    scale, offset: the recorded scaler of the run (floats or per-feature lists), so data loaded for a
+    command go through exactly the standardization the model was trained with."""
+    s = torch.as_tensor(scale, dtype=torch.float64)
+    o = torch.as_tensor(offset, dtype=torch.float64)
+    s0 = torch.as_tensor(ds.scale, dtype=torch.float64)
+    o0 = torch.as_tensor(ds.offset, dtype=torch.float64)
+    for split in ("train", "val", "test", "whole"):
+        value = getattr(ds, split)
+        if value is not None:
+            if value.ndim != 2 or (s.ndim and value.shape[1] != s.shape[0]):
+                raise ShapeError(f"data source {ds.name!r} has samples of shape {tuple(value.shape[1:])}; the run's "
+                                 f"scaler standardizes {int(s.shape[0]) if s.ndim else 'scalar'} columns.")
+            setattr(ds, split, ((value.double() * s0 + o0 - o) / s).float())
+    ds.scale, ds.offset = (s if s.ndim else float(s)), (o if o.ndim else float(o))
+    ds.kind = "table"
+    return ds
 
 
 def _take(t: torch.Tensor | None, idx: np.ndarray) -> torch.Tensor | None:
@@ -209,4 +247,4 @@ def load_data(
     return _finish(source, kind, xs, ys, scale=scale, offset=offset, classes=classes, **options)
 
 
-__all__ = ["NAMED_SOURCES", "SUPPORTED", "list_sources", "load_data"]
+__all__ = ["NAMED_SOURCES", "SUPPORTED", "list_sources", "load_data", "standardized", "with_scaler"]

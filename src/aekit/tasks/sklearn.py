@@ -8,8 +8,11 @@
 Both take 2-D float arrays (n_samples, n_features), build the model with `aekit.build` and train
 it with `aekit.fit` (the Trainer). Every hyperparameter is an explicit constructor argument,
 stored unchanged (scikit-learn's contract), so `clone`, `get_params` / `set_params`, Pipeline
-and GridSearchCV work. The inputs are rescaled per feature before training (`scaling`), and
-every output is mapped back to the caller's units.
+and GridSearchCV work. The inputs are rescaled per feature before training (`scaling`, standardized
+by default), and every output is mapped back to the caller's units. The table rules of
+`aekit train` apply (aekit.training.data_defaults): an undercomplete variant's code is never as
+wide as the input, and with hidden=None the variant's widths are capped at max(4 * n_features,
+latent_dim).
 
 Determinism: `random_state` seeds the initial weights, the shuffling and the noise, so two fits
 with the same random_state give the same model; fitting never changes torch's global RNG.
@@ -23,6 +26,7 @@ EXPECTED_FAILED_CHECKS lists the scikit-learn estimator checks that fail on purp
 from __future__ import annotations
 
 import math
+import warnings
 import numbers
 
 import numpy as np
@@ -87,12 +91,40 @@ class _AutoencoderEstimator(BaseEstimator):
         return "bounded_mean" in LIKELIHOODS.capabilities(name, params)
 
     def _latent_dim(self, n_features: int) -> int:
-        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it."""
-        return max(1, math.ceil(math.sqrt(n_features))) if self.latent_dim == "auto" else int(self.latent_dim)
+        """latent_dim, or for 'auto' ceil(sqrt(n_features)): a code narrower than the input that grows with it.
+
+        An undercomplete variant's code is never as wide as the input (it could copy it): a latent_dim
+        >= n_features becomes max(1, n_features // 2) with a warning (aekit.training.data_defaults)."""
+        from ..training.data_defaults import OVERCOMPLETE, code_width
+
+        if self.latent_dim == "auto":
+            latent = max(1, math.ceil(math.sqrt(n_features)))
+            return code_width(n_features, latent) if latent >= n_features else latent
+        latent = int(self.latent_dim)
+        if latent >= n_features and n_features > 1 and self.variant not in OVERCOMPLETE:
+            narrow = code_width(n_features, latent)
+            warnings.warn(f"latent_dim={latent} is not narrower than the {n_features} input features, so the "
+                          f"{self.variant!r} autoencoder could copy its input; using latent_dim={narrow}.", UserWarning,
+                          stacklevel=4)
+            return narrow
+        return latent
+
+    def _hidden(self, n_features: int, latent_dim: int) -> list[int] | None:
+        """hidden, or (None) the variant's mlp widths capped at max(4 * n_features, latent_dim)."""
+        if self.hidden is not None:
+            return [int(h) for h in self.hidden]
+        from ..training.data_defaults import _recipe, fc_widths, mlp_widths
+
+        widths = fc_widths(_recipe(self.variant).get("backbone"))
+        if widths is None:
+            return None
+        chosen = mlp_widths(n_features, widths, latent_dim)
+        return chosen if chosen != widths else None
 
     def _build_kwargs(self, n_features: int) -> dict:
         """The aekit.build keywords (None means: the variant's own choice)."""
-        return dict(latent_dim=self._latent_dim(n_features), hidden=None if self.hidden is None else [int(h) for h in self.hidden],
+        latent = self._latent_dim(n_features)
+        return dict(latent_dim=latent, hidden=self._hidden(n_features, latent),
                     activation=self.activation, likelihood=self.likelihood, beta=self.beta, corruption=self.noise)
 
     # ------------------------------------------------------------------ scaling
@@ -170,8 +202,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     ----------
     variant : a named aekit variant ('ae', 'linear', 'dae', 'vae', 'sparse_l1', 'cae', ...); mlp backbones only.
     latent_dim : size of the code (the number of output features of transform), or 'auto':
-        ceil(sqrt(n_features)), narrower than the input and growing with it.
-    hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's.
+        ceil(sqrt(n_features)), narrower than the input and growing with it. A value >= n_features
+        on an undercomplete variant becomes max(1, n_features // 2), with a warning.
+    hidden : widths of the encoder's hidden layers (mirrored in the decoder); None: the variant's,
+        each at most max(4 * n_features, latent_dim).
     activation : hidden activation ('relu', 'tanh', ...); None: the variant's.
     likelihood : 'gaussian' (squared error; any real data) or 'bernoulli' (data in [0, 1]).
     beta : KL weight of VAE variants; None: the variant's.

@@ -47,6 +47,15 @@ def subset(x: torch.Tensor, y: torch.Tensor | None, max_samples: int | None, *, 
     return x[keep], (None if y is None else y[keep])
 
 
+def _run_scaler(info: dict) -> dict | None:
+    """{'scale', 'offset'} per feature of a standardized run (its recorded dataset), or None when not recorded."""
+    ds = info.get("dataset") or {}
+    scale, offset = ds.get("scale"), ds.get("offset")
+    if isinstance(scale, list) and isinstance(offset, list) and len(scale) == len(offset):
+        return {"scale": scale, "offset": offset}
+    return None
+
+
 def run_data(info: dict, *, source: str | None = None, data_dir: str | None = None, split: str | None = None,
              model=None, max_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, object, str]:
     """Resolve the data a command should use: (x, labels, dataset, description).
@@ -55,6 +64,8 @@ def run_data(info: dict, *, source: str | None = None, data_dir: str | None = No
     `split` (default 'test'). With no --data the run's own source and options are used; for a file
     source its held-out validation part is used unless a split is named. The run's data_dir (the
     folder of mnist / fashion-mnist) is used unless data_dir is given, also with --data mnist.
+    A standardized run's other data are standardized with the run's scaler (its recorded dataset's
+    per-column scale and offset), so every command feeds the model what it was trained on.
     """
     data_info = dict(info.get("data") or {})
     options = {k: data_info[k] for k in DATA_OPTIONS if data_info.get(k) is not None}
@@ -72,7 +83,16 @@ def run_data(info: dict, *, source: str | None = None, data_dir: str | None = No
         options["data_dir"] = data_dir
     if not from_run:
         options.pop("max_samples", None)
-    ds = load_data(source, **options)
+    scaler = _run_scaler(info) if options.get("standardize") and not from_run else None
+    if scaler is not None:  # other data go through the run's own scaler, not statistics of their own
+        from ..data.load import with_scaler
+
+        options.pop("standardize")
+        ds = load_data(source, **options)
+        if tuple(ds.shape) == (len(scaler["scale"]),):  # other widths: the model's own shape error names them
+            ds = with_scaler(ds, **scaler)
+    else:
+        ds = load_data(source, **options)
     if ds.whole is not None and not from_run and split is None:
         x, y, what = ds.whole, ds.y_whole, f"{source} (all {ds.whole.shape[0]} rows)"
     else:

@@ -52,7 +52,8 @@ def _recorded(out: Path, *, data_dir: str | None, epochs: int | None, checkpoint
     return ds, model, cfg, {k: v for k, v in info.items() if k not in ("train", "model")}
 
 
-def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overwrite: bool, command) -> tuple:
+def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overwrite: bool, command,
+         defaults: bool = True, announce=None) -> tuple:
     from ..build import build
     from ..variants import VARIANTS
 
@@ -60,8 +61,23 @@ def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overw
         raise ConfigError(f"{str(out)!r} already holds a run; pass --resume to continue it or --overwrite to replace it.")
     if data.get("source") is None:
         raise ConfigError("--data is required: digits, mnist, fashion-mnist or a file/folder path.")
-    ds = load_data(data["source"], **{k: v for k, v in data.items() if k != "source" and v is not None})
+    given_standardize = data.get("standardize")
+    ds = load_data(data["source"], **{k: v for k, v in data.items() if k not in ("source", "standardize") and v is not None},
+                   standardize=bool(given_standardize))
     model = dict(model)
+    chosen = None
+    if defaults:
+        from ..data.load import standardized
+        from .data_defaults import choose_defaults
+
+        VARIANTS.get(variant)  # an unknown name: the allowed ones and a did-you-mean, before any rule
+        chosen = choose_defaults(ds, variant=variant, model=model, standardize=given_standardize)
+        if chosen.standardize and not given_standardize:
+            ds = standardized(ds)
+        model = {**chosen.model, **model}  # the user's keywords win
+        if announce is not None and chosen.reasons:
+            announce(chosen.lines())
+    data = {**data, "standardize": bool(chosen.standardize if chosen is not None else given_standardize)}
     recipe = VARIANTS[variant]() if variant in VARIANTS else {}
     if model.get("num_classes") or recipe.get("num_classes"):
         from ..conditioning import num_classes_of
@@ -70,24 +86,31 @@ def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overw
     net = build(variant, input_shape=ds.shape, seed=train.get("seed", TrainConfig.seed), **model)
     cfg = TrainConfig.from_dict(train)
     run_info = {"variant": variant, "data": data, "dataset": ds.to_dict(), "command": list(command or [])}
+    if chosen is not None:
+        run_info["defaults"] = chosen.reasons  # [{"key", "value", "reason"}]: what the data chose (data_defaults.py)
     return ds, net, cfg, run_info
 
 
 def train_run(out_dir, *, variant: str | None = None, data: dict | None = None, model: dict | None = None,
               train: dict | None = None, resume: bool = False, overwrite: bool = False, data_dir: str | None = None,
-              epochs: int | None = None, checkpoint_every=None, command=None, callbacks=()) -> dict | None:
+              epochs: int | None = None, checkpoint_every=None, command=None, callbacks=(), defaults: bool = True,
+              announce=None) -> dict | None:
     """Train (or, resume=True, continue) the run in out_dir; the summary dict, None on ranks other than 0.
 
     variant, data (load_data's keywords plus 'source'), model (build's keywords) and train
     (TrainConfig's fields) describe a new run; a resumed run reads them from its run.json, where
     data_dir, epochs and checkpoint_every may be changed. callbacks get (record, trainer) per epoch.
+    defaults=True applies the data-aware defaults (aekit.training.data_defaults) to what model and
+    data['standardize'] (None: not given) leave open; they are recorded in run.json's 'defaults' and
+    announce, when given, is called with their 'key=value: reason' lines before training.
     """
     out = Path(out_dir)
     if resume:
         ds, net, cfg, run_info = _recorded(out, data_dir=data_dir, epochs=epochs, checkpoint_every=checkpoint_every)
     else:
         ds, net, cfg, run_info = _new(out, variant=variant, data=dict(data or {}), model=dict(model or {}),
-                                      train=dict(train or {}), overwrite=overwrite, command=command)
+                                      train=dict(train or {}), overwrite=overwrite, command=command,
+                                      defaults=defaults, announce=announce)
     from .distributed import distributed_session, make_trainer
 
     with distributed_session(cfg.device) as dist_ctx:  # torchrun: data-parallel over the ranks; else one process

@@ -1,0 +1,186 @@
+"""Data-aware defaults: what `aekit train` (aekit.training.train_run) picks from the data, and why.
+
+    chosen = choose_defaults(ds, variant="ae", model={...user's build keywords...}, standardize=None)
+    chosen.standardize        # bool: standardize the table's columns
+    chosen.model              # build keywords to add (the user's own keywords always win)
+    chosen.reasons            # [{"key", "value", "reason"}, ...]: printed and recorded in run.json
+
+Each rule applies only to what the user did not set (a short form, an axis spec or a shorthand
+that folds into one, see cli/options.build_kwargs; `--standardize` / `--no-standardize`):
+
+  standardize  tables (vector data not from an image source) are standardized: each column to
+               mean 0, std 1 on the training split; the scaler is the run's recorded dataset
+               scale/offset, applied by every command (training.runs.run_data).
+  backbone     images (C, H, W): 'ae' gets the conv backbone (the 'conv' recipe's channels,
+               Masci et al. 2011); 'dae' gets the U-Net (channels [16, 32], Ronneberger et al. 2015).
+               Recipes that name a published architecture (linear, deep, cae, sparse, VAE family)
+               keep theirs.
+  corruption   'dae' on images: gaussian_blind:max_std=0.55, one std per image drawn from
+               U[0, 0.55] (Zhang et al. 2017, DnCNN-B): one model for every noise level.
+  likelihood   'dae' on images: gaussian (the mean-squared error, PSNR-optimal). Other data bounded
+               in [0, 1]: bernoulli, a sigmoid mean that cannot leave [0, 1] (the cross-entropy of
+               Bengio et al. 2007); not for 'linear', whose optimum is PCA's under a gaussian.
+  latent_dim   an undercomplete model's code is at most max(1, d // 2) for d inputs, so it cannot
+               copy its input (Goodfellow et al. 2016, ch. 14.1); the overcomplete recipes (sparse_l1,
+               sparse_kl, ksparse) keep theirs.
+  hidden       mlp widths at most max(4 d, latent_dim): a layer wider than four times its input
+               adds parameters without information to carry (the 4x expansion of Vaswani et al.
+               2017's feed-forward blocks); on a 21-column table 256 -> 84.
+
+aekit.build has no data and stays explicit; the sklearn estimators apply the table rules themselves
+(standardized by default, `code_width` and `mlp_widths` below).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+DAE_IMAGE_BACKBONE = {"unet": {"channels": [16, 32]}}
+DAE_IMAGE_CORRUPTION = {"gaussian_blind": {"max_std": 0.55}}
+CONV_VARIANTS = ("ae",)  # generic recipes whose mlp is no choice of a paper: images get convolutions
+OVERCOMPLETE = ("sparse_l1", "sparse_kl", "ksparse")  # codes wider than the input on purpose
+GAUSSIAN_ONLY = ("linear", "dae")  # linear: PCA's optimum; dae on images: PSNR (checked below)
+WIDTH_RATIO = 4
+
+
+def code_width(d: int, recipe: int) -> int:
+    """The code of an undercomplete model on d inputs: min(recipe, max(1, d // 2))."""
+    return min(int(recipe), max(1, int(d) // 2))
+
+
+def mlp_widths(d: int, recipe: list[int], latent_dim: int) -> list[int]:
+    """The recipe's mlp widths, each at most max(4 d, latent_dim)."""
+    cap = max(WIDTH_RATIO * int(d), int(latent_dim))
+    return [min(int(h), cap) for h in recipe]
+
+
+@dataclass
+class Defaults:
+    """What the data chose: standardize, build keywords to add, and one reason per choice."""
+
+    standardize: bool = False
+    model: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
+
+    def add(self, key: str, value, reason: str) -> None:
+        self.reasons.append({"key": key, "value": value, "reason": reason})
+
+    def lines(self) -> list[str]:
+        """'key=value: reason' per choice (what `aekit train` prints)."""
+        return [f"{r['key']}={_text(r['value'])}: {r['reason']}" for r in self.reasons]
+
+
+def _text(value) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        (name, params), = value.items()
+        return name + (":" + ",".join(f"{k}={_text(v)}" for k, v in params.items()) if params else "")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _recipe(variant: str | None) -> dict:
+    from ..build import DEFAULTS
+    from ..ingredients import load_all
+    from ..registry import VARIANTS
+
+    load_all()
+    out = {k: v for k, v in DEFAULTS.items()}
+    if variant is not None and variant in VARIANTS:
+        out.update(VARIANTS[variant]())
+    return out
+
+
+def fc_widths(backbone) -> list[int] | None:
+    """The widths of a fully connected backbone on vectors (the mlp's hidden), None for any other backbone.
+
+    Read from capabilities and the signature, not the name: no 'image_input' requirement, no
+    'conv_features', and a 'hidden' parameter."""
+    from ..build import axis_spec
+    from ..registry import BACKBONES
+
+    name, params = axis_spec("backbone", backbone)
+    if "image_input" in BACKBONES.requirements(name, params) or "conv_features" in BACKBONES.capabilities(name, params):
+        return None
+    hidden = [p for p in BACKBONES.params(name) if p.name == "hidden"]
+    if not hidden:
+        return None
+    return [int(h) for h in params.get("hidden", hidden[0].default)]
+
+
+def _gaussian_mean(likelihood) -> bool:
+    """The likelihood is a Gaussian on the mean (its capability 'gaussian_mean'): unbounded outputs."""
+    from ..build import axis_spec
+    from ..registry import LIKELIHOODS
+
+    name, params = axis_spec("likelihood", likelihood)
+    return "gaussian_mean" in LIKELIHOODS.capabilities(name, params)
+
+
+def is_table(ds) -> bool:
+    """Vector data not from an image source (a flattened image is no table)."""
+    return ds.kind == "table" and len(ds.shape) == 1 and ds.image_shape is None
+
+
+def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool | None) -> Defaults:
+    """The defaults for data `ds` (an aekit.data.Dataset, loaded without standardizing) given the user's
+    variant, build keywords `model` (only those given) and standardize (None: not given)."""
+    out = Defaults(standardize=bool(standardize))
+    shape = tuple(ds.shape)
+    d = math.prod(shape)
+    if standardize is None and is_table(ds):
+        out.standardize = True
+        out.add("standardize", True, f"a table of {d} columns: each standardized to mean 0, std 1 on the training "
+                                     "split (the scaler is saved with the run; --no-standardize: off)")
+    recipe = _recipe(variant)
+    given = {k for k, v in model.items() if v is not None}
+    image = len(shape) == 3
+    train = ds.train
+    bounded = (not out.standardize and train.numel() > 0 and float(train.min()) >= 0.0 and float(train.max()) <= 1.0)
+
+    backbone = recipe.get("backbone")
+    if image and not given & {"backbone", "hidden"}:
+        if variant == "dae":
+            backbone = DAE_IMAGE_BACKBONE
+            out.model["backbone"] = backbone
+            out.add("backbone", backbone, f"images {shape}: a U-Net (skips carry the detail a denoiser must keep)")
+        elif variant in CONV_VARIANTS and fc_widths(backbone) is not None:
+            backbone = _recipe("conv")["backbone"]
+            out.model["backbone"] = backbone
+            out.add("backbone", backbone, f"images {shape}: convolutions (the 'conv' recipe's channels) instead of "
+                                          "a fully connected network")
+    if variant == "dae" and image and "corruption" not in given:
+        spec = {"gaussian_blind": {**DAE_IMAGE_CORRUPTION["gaussian_blind"], "clip": bounded}}
+        out.model["corruption"] = spec
+        out.add("corruption", spec, "blind Gaussian noise, each image's std drawn from U[0, 0.55] (DnCNN-B): one "
+                                    "model for every noise level" + (", clipped to [0, 1]" if bounded else ""))
+    if "likelihood" not in given and _gaussian_mean(recipe.get("likelihood")):
+        if variant == "dae" and image:
+            out.model["likelihood"] = {"gaussian": {}}
+            out.add("likelihood", {"gaussian": {}}, "the mean-squared error, whose optimum is the PSNR-optimal "
+                                                    "estimate of the clean image")
+        elif bounded and variant not in GAUSSIAN_ONLY:
+            out.model["likelihood"] = {"bernoulli": {}}
+            out.add("likelihood", {"bernoulli": {}}, "data in [0, 1]: a sigmoid mean that stays in [0, 1] "
+                                                     "(cross-entropy)")
+    if "latent_dim" not in given and variant not in OVERCOMPLETE:
+        latent = code_width(d, recipe["latent_dim"])
+        if latent != recipe["latent_dim"]:
+            out.model["latent_dim"] = latent
+            out.add("latent_dim", latent, f"{d} inputs: a code of at most d // 2 = {latent} units cannot copy "
+                                          f"its input (the recipe's {recipe['latent_dim']} would)")
+    latent = out.model.get("latent_dim", model.get("latent_dim") or recipe["latent_dim"])
+    widths = fc_widths(backbone)
+    if not image and not given & {"backbone", "hidden"} and widths is not None:
+        chosen = mlp_widths(d, widths, latent)
+        if chosen != widths:
+            out.model["hidden"] = chosen
+            out.add("hidden", chosen, f"{d} inputs: no hidden layer wider than max(4 * {d}, latent_dim) = "
+                                      f"{max(WIDTH_RATIO * d, latent)}")
+    return out
+
+
+__all__ = ["Defaults", "choose_defaults", "code_width", "is_table", "mlp_widths"]
