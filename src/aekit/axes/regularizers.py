@@ -269,12 +269,13 @@ class MMD(Regularizer):
     def forward(self, ctx: RegContext) -> torch.Tensor:
         z = ctx.code.z  # (B, D): the codes the decoder saw (samples of q(z | x) for a VAE)
         if z.shape[0] < 2:  # the U-statistic needs two samples; a batch of one contributes nothing
-            return z.sum(dim=1) * 0.0
+            return z.flatten(1).sum(dim=1) * 0.0
         # in eval the draws come from a fixed seed (0): eval is deterministic, validation losses comparable
         gen = None if self.training else torch.Generator(device=z.device).manual_seed(0)
         post = ctx.code.posterior
         if post is not None and not self.training:  # q(z) is the aggregate posterior: samples, not the means
             z = post.mu + post.std * torch.randn(z.shape, generator=gen, device=z.device, dtype=z.dtype)
+        z = z.flatten(1)  # a spatial code (B, C, H, W) is one vector per image: (B, C*H*W)
         m = max(z.shape[0], self.prior_samples)  # more prior draws than codes: a lower-variance estimate
         prior = torch.randn((m, z.shape[1]), generator=gen, device=z.device, dtype=z.dtype)  # (M, D) ~ N(0, I)
         return mmd_unbiased(z, prior, kernel=self.kernel, scale=self.scale).expand(z.shape[0])  # batch quantity
@@ -373,7 +374,7 @@ class RAEPenalty(Regularizer):
 
     def forward(self, ctx: RegContext) -> dict[str, torch.Tensor]:
         z = ctx.code.z  # (B, D)
-        code = 0.5 * z.pow(2).sum(dim=1)
+        code = 0.5 * z.flatten(1).pow(2).sum(dim=1)  # a spatial code (B, C, H, W) counts every position
         if self.penalty == "gp":
             return {"code": code, "decoder": decoder_jacobian_hutchinson(ctx.model.decoder, z, training=self.training)}
         l2 = sum(p.pow(2).sum() for p in ctx.model.decoder.parameters())  # () squared L2 norm of the decoder
