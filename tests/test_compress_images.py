@@ -77,3 +77,30 @@ def test_cli_images_and_errors(tmp_path):
     plain = save(aekit.build(input_shape=(1, 16, 16), latent_dim=4, seed=0), tmp_path / "plain")
     with pytest.raises(ConfigError, match="rate-trained bottleneck"):
         compress_images(plain, images=tmp_path / "one.png", out=tmp_path / "p.aekc")
+
+
+def test_benchmark_header_free_sizes_of_jpeg_and_webp():
+    """The benchmark's payload parsers: a baseline JPEG's headers (tables fixed by Pillow's defaults) do not depend on
+    the quality, and a simple lossy WebP is RIFF (12) + chunk header (8) + VP8 frame header (10) + payload."""
+    import io
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from compression_learned import jpeg_payload, webp_payload
+
+    a = np.random.default_rng(0).integers(0, 256, size=(24, 40), dtype=np.uint8)
+    heads = []
+    for q in (20, 80):
+        buf = io.BytesIO()
+        PIL.fromarray(a).save(buf, format="JPEG", quality=q)
+        blob = buf.getvalue()
+        assert 0 < jpeg_payload(blob) < len(blob)
+        heads.append(len(blob) - jpeg_payload(blob))
+    assert heads[0] == heads[1]
+    buf = io.BytesIO()
+    PIL.fromarray(a).save(buf, format="WEBP", quality=50)
+    blob = buf.getvalue()
+    size = int.from_bytes(blob[16:20], "little")
+    assert blob[12:16] == b"VP8 " and len(blob) == 20 + size + (size & 1)  # one chunk, padded to even length
+    assert webp_payload(blob) == size - 10
