@@ -71,6 +71,8 @@ def test_cli_images_and_errors(tmp_path):
     assert np.asarray(PIL.open(tmp_path / "one_dec.png")).shape == (12, 17)
     code, _, err = cli("compress", run, "--out", tmp_path / "x.aekc")
     assert code != 0 and "--data or --images" in err and "Traceback" not in err
+    code, _, err = cli("compress", run, "--images", tmp_path / "one.png", "--out", tmp_path / "o.aekc", "--bits", "4")
+    assert code != 0 and "--bits apply to --data only" in err and "Traceback" not in err
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="not a readable image"):
         compress_images(run, images=tmp_path / "bad.png", out=tmp_path / "bad.aekc")

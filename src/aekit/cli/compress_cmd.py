@@ -67,6 +67,11 @@ def run_compress(args) -> int:
     if args.images is not None:
         if args.data is not None:
             raise ConfigError("give --data (arrays) or --images (image files), not both.")
+        unused = [f"--{k.replace('_', '-')}" for k, default in (("split", None), ("max_samples", None), ("bits", 8),
+                  ("method", "range"), ("refit", False), ("data_dir", None)) if getattr(args, k) != default]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} apply to --data only; --images codes with the run's learned "
+                              "entropy model.")
         stats = compress_images(args.run_dir, images=args.images, out=args.out)
         print(json.dumps(stats)) if args.json else _print_images(stats)
         return 0
