@@ -75,6 +75,16 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: i
                  for i in range(0, n, 2000)]
         per = torch.cat(parts)
         return float(per.mean()) if reduction == "mean" else per
+    s, _ = ssim_maps(x, y, data_range=data_range, window=window, sigma=sigma)
+    per_image = s.flatten(1).mean(dim=1)  # (N,)
+    return float(per_image.mean()) if reduction == "mean" else per_image
+
+
+def ssim_maps(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
+              sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(SSIM map, contrast-structure map), each (N, C, H', W') over the valid window positions of x, y (N, C, H, W):
+    SSIM = l * cs with l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2)."""
+    c, h, w = x.shape[1:]
     x, y = x.double(), y.double()
     size = min(window, h, w)
     size = size if size % 2 == 1 else size - 1
@@ -86,6 +96,5 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: i
     syy = conv(y * y) - mu_y**2
     sxy = conv(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    per_image = s.flatten(1).mean(dim=1)  # (N,)
-    return float(per_image.mean()) if reduction == "mean" else per_image
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    return (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs, cs

@@ -1,0 +1,272 @@
+"""Learned image compression on real photographs (issue 20, item 4): rate-distortion of aekit's rate-trained
+bottlenecks ('entropy': Balle et al. 2017 factorized prior; 'hyperprior': Balle et al. 2018) against Pillow's
+JPEG and WebP and against today's aekit compressor (a distortion-only deterministic code, uniformly quantized,
+fitted histogram), with BD-rate (Bjontegaard, PCHIP on log-rate; aekit.tasks.compression.bd_rate).
+
+    python benchmarks/compression_learned.py            # the full run -> benchmarks/results/compression_learned.json
+    python benchmarks/compression_learned.py --quick    # a tiny smoke run; writes no results file
+
+Data (offline, grayscale 'L', value / 255): training patches (random P x P crops) from the scikit-image
+photographs astronaut, brick, coffee, grass, gravel, hubble_deep_field, immunohistochemistry, moon, rocket,
+retina and scikit-learn's china and flower; held out for testing: camera, chelsea, coins, clock, page, text
+(whole images, any size; 'cat' is the same photograph as 'chelsea' and is used nowhere).
+Models: conv backbone, fully convolutional, GDN, channels C, C (stride 2 each), `latent` code channels;
+Gaussian likelihood sigma = 1 so the loss is bits + lmbda * SSE / 2. Training: Adam 1e-3 on the loss, the
+entropy model's quantiles on bottleneck.aux_loss() with their own Adam (1e-2), batch 16, `steps` steps.
+Today's compressor: the same backbone (not fully convolutional: it takes P x P inputs) with the default
+(deterministic) bottleneck trained on the Gaussian loss, its codes quantized at 3..8 bits with a histogram
+fitted on the training patches; each test image is edge-padded and cut into P x P tiles, one container per image.
+Rates: bits per pixel of the whole file (headers counted) and of the payload alone (aekit: the container's
+payload; JPEG: the entropy-coded scan between SOS and EOI; WebP: the VP8/VP8L bitstream less its frame
+header). Quality: PSNR (peak 255 on the 8-bit output) and MS-SSIM, each averaged over the test images per
+setting; BD-rate per codec against JPEG and WebP on the averaged curves. Times: seconds per image (CPU, 1 thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import is_smoke, markdown, write_results  # noqa: E402
+
+import aekit  # noqa: E402
+from aekit.errors import ConfigError  # noqa: E402
+from aekit.metrics import ms_ssim  # noqa: E402
+from aekit.tasks.compression import (LearnedCodec, bd_rate, compress, compress_learned, decompress,  # noqa: E402
+                                     decompress_learned, fit_codec, unpack_container)
+
+TRAIN_PHOTOS = ("astronaut", "brick", "coffee", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon",
+                "rocket", "retina", "sklearn:china", "sklearn:flower")
+TEST_PHOTOS = ("camera", "chelsea", "coins", "clock", "page", "text")
+
+
+def photo(name: str) -> np.ndarray:
+    """(H, W) uint8 grayscale."""
+    from PIL import Image
+
+    if name.startswith("sklearn:"):
+        from sklearn.datasets import load_sample_image
+
+        a = load_sample_image(name.split(":")[1] + ".jpg")
+    else:
+        import skimage.data
+
+        a = getattr(skimage.data, name)()
+    a = np.asarray(a)
+    return np.asarray(Image.fromarray(a).convert("L")) if a.ndim == 3 else a.astype(np.uint8)
+
+
+def patches(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 1, size, size) random crops in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, 1, size, size), dtype=np.float32)
+    for i in range(n):
+        a = images[rng.integers(len(images))]
+        r, c = rng.integers(a.shape[0] - size + 1), rng.integers(a.shape[1] - size + 1)
+        out[i, 0] = a[r:r + size, c:c + size] / 255.0
+    return torch.from_numpy(out)
+
+
+def build(bottleneck, *, size: int, channels: int, latent: int, seed: int = 0):
+    return aekit.build(input_shape=(1, size, size), latent_dim=latent, seed=seed, bottleneck=bottleneck,
+                       likelihood={"gaussian": {"sigma": 1.0}} if bottleneck != "deterministic" else None,
+                       backbone={"conv": {"channels": [channels, channels], "activation": "gdn",
+                                          "fully_convolutional": bottleneck != "deterministic"}})
+
+
+def train(model, x: torch.Tensor, *, steps: int, seed: int = 0):
+    aux = model.bottleneck.aux_parameters() if hasattr(model.bottleneck, "aux_parameters") else []
+    main = [p for p in model.parameters() if all(p is not a for a in aux)]
+    opt = torch.optim.Adam(main, lr=1e-3)
+    aux_opt = torch.optim.Adam(aux, lr=1e-2) if aux else None
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        batch = x[torch.randint(0, x.shape[0], (16,), generator=g)]
+        opt.zero_grad()
+        model(batch).loss.backward()
+        opt.step()
+        if aux_opt is not None:
+            aux_opt.zero_grad()
+            model.bottleneck.aux_loss().backward()
+            aux_opt.step()
+    return model.eval()
+
+
+def quality(a: np.ndarray, b: np.ndarray) -> dict:
+    """PSNR (dB, peak 255) and MS-SSIM of two (H, W) uint8 images."""
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    x = torch.from_numpy(a.astype(np.float64) / 255)[None, None]
+    y = torch.from_numpy(b.astype(np.float64) / 255)[None, None]
+    return {"psnr": 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse), "ms_ssim": ms_ssim(x, y)}
+
+
+def to_u8(x: torch.Tensor) -> np.ndarray:
+    return np.floor(x[0, 0].double().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def jpeg_payload(blob: bytes) -> int:
+    """Bytes of the entropy-coded scan(s): after the first SOS segment's header, before EOI."""
+    i = 2
+    while i < len(blob) - 4:
+        marker, length = blob[i + 1], struct.unpack(">H", blob[i + 2:i + 4])[0]
+        if marker == 0xDA:
+            return len(blob) - (i + 2 + length) - 2
+        i += 2 + length
+    return len(blob)
+
+
+def webp_payload(blob: bytes) -> int:
+    """Bytes of the VP8 (lossy: less its 10-byte frame header) or VP8L (less its 5-byte header) bitstream."""
+    i = 12
+    while i + 8 <= len(blob):
+        tag, size = blob[i:i + 4], struct.unpack("<I", blob[i + 4:i + 8])[0]
+        if tag == b"VP8 ":
+            return size - 10
+        if tag == b"VP8L":
+            return size - 5
+        i += 8 + size + (size & 1)
+    return len(blob)
+
+
+def pillow_point(fmt: str, q: int, tests: list[np.ndarray]) -> list[dict]:
+    from PIL import Image
+
+    rows = []
+    for a in tests:
+        buf = io.BytesIO()
+        t0 = time.perf_counter()
+        Image.fromarray(a).save(buf, format=fmt, quality=q, **({"method": 6} if fmt == "WEBP" else {}))
+        t1 = time.perf_counter()
+        blob = buf.getvalue()
+        b = np.asarray(Image.open(io.BytesIO(blob)).convert("L"))
+        t2 = time.perf_counter()
+        pay = jpeg_payload(blob) if fmt == "JPEG" else webp_payload(blob)
+        rows.append({"bytes": len(blob), "payload_bytes": pay, "encode_s": t1 - t0, "decode_s": t2 - t1,
+                     "pixels": a.size, **quality(a, b)})
+    return rows
+
+
+def learned_point(model, tests: list[np.ndarray]) -> list[dict]:
+    codec = LearnedCodec(model)
+    rows = []
+    for a in tests:
+        x = torch.from_numpy(a.astype(np.float32) / 255)[None, None]
+        t0 = time.perf_counter()
+        blob = compress_learned(model, x, codec=codec)
+        t1 = time.perf_counter()
+        x_hat, header = decompress_learned(model, blob, codec=codec)
+        t2 = time.perf_counter()
+        rows.append({"bytes": len(blob), "payload_bytes": header["payload_bytes"], "encode_s": t1 - t0,
+                     "decode_s": t2 - t1, "pixels": a.size, **quality(a, to_u8(x_hat))})
+    return rows
+
+
+def today_point(model, codec, tests: list[np.ndarray], size: int) -> list[dict]:
+    """Today's compressor takes the model's fixed input shape: each image edge-padded to a multiple of the patch
+    size and cut into size x size tiles, all tiles of an image in one container (the decoder needs the tile grid,
+    which the image size gives; not counted)."""
+    rows = []
+    for a in tests:
+        h, w = a.shape
+        padded = np.pad(a, ((0, -h % size), (0, -w % size)), mode="edge")
+        gh, gw = padded.shape[0] // size, padded.shape[1] // size
+        tiles = padded.reshape(gh, size, gw, size).transpose(0, 2, 1, 3).reshape(-1, 1, size, size)
+        x = torch.from_numpy(tiles.astype(np.float32) / 255)
+        t0 = time.perf_counter()
+        blob = compress(model, x, codec)
+        t1 = time.perf_counter()
+        x_hat, header = decompress(model, blob, codec)
+        t2 = time.perf_counter()
+        x_hat = x_hat.reshape(gh, gw, size, size).permute(0, 2, 1, 3).reshape(1, 1, gh * size, gw * size)
+        rows.append({"bytes": len(blob), "payload_bytes": header["payload_bytes"], "encode_s": t1 - t0,
+                     "decode_s": t2 - t1, "pixels": a.size, **quality(a, to_u8(x_hat[..., :h, :w]))})
+    return rows
+
+
+def summarise(codec: str, setting, rows: list[dict]) -> dict:
+    return {"codec": codec, "setting": setting,
+            "bpp": float(np.mean([8 * r["bytes"] / r["pixels"] for r in rows])),
+            "payload_bpp": float(np.mean([8 * r["payload_bytes"] / r["pixels"] for r in rows])),
+            "psnr": float(np.mean([r["psnr"] for r in rows])), "ms_ssim": float(np.mean([r["ms_ssim"] for r in rows])),
+            "encode_ms": 1e3 * float(np.mean([r["encode_s"] for r in rows])),
+            "decode_ms": 1e3 * float(np.mean([r["decode_s"] for r in rows]))}
+
+
+def bd_table(points: list[dict]) -> list[dict]:
+    curves = {}
+    for p in points:
+        curves.setdefault(p["codec"], []).append(p)
+    out = []
+    for name, pts in curves.items():
+        for anchor in ("jpeg", "webp"):
+            if name == anchor or len(pts) < 2:
+                continue
+            row = {"codec": name, "anchor": anchor}
+            for rate in ("bpp", "payload_bpp"):
+                for q in ("psnr", "ms_ssim"):
+                    a = curves[anchor]
+                    try:
+                        row[f"bd_{rate}_{q}"] = bd_rate([p[rate] for p in a], [p[q] for p in a],
+                                                        [p[rate] for p in pts], [p[q] for p in pts])
+                    except ConfigError:  # a degenerate curve (e.g. every setting gives the same quality)
+                        row[f"bd_{rate}_{q}"] = float("nan")
+            out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (two test photos cropped, few steps); no results file")
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args()
+    quick = is_smoke()
+    torch.set_num_threads(1)
+    size, channels, latent = (32, 8, 4) if quick else (64, 64, 32)
+    steps = args.steps or (30 if quick else 3000)
+    lmbdas = (100.0, 3000.0) if quick else (100.0, 300.0, 1000.0, 3000.0, 10000.0)
+    qualities = (10, 50, 90) if quick else tuple(range(5, 101, 5))
+    bit_depths = (4, 6) if quick else (3, 4, 5, 6, 7, 8)
+    test_names = TEST_PHOTOS[:2] if quick else TEST_PHOTOS
+    tests = [photo(n) for n in test_names]
+    if quick:
+        tests = [a[:48, :56] for a in tests]  # small crops, any size
+    x_train = patches([photo(n) for n in (TRAIN_PHOTOS[:2] if quick else TRAIN_PHOTOS)], 64 if quick else 20000, size)
+    t_start = time.perf_counter()
+    points = []
+    for fmt in ("JPEG", "WEBP"):
+        for q in qualities:
+            points.append(summarise(fmt.lower(), q, pillow_point(fmt, q, tests)))
+    for bottleneck in ("entropy", "hyperprior"):
+        for lm in lmbdas:
+            model = train(build({bottleneck: {"lmbda": lm}}, size=size, channels=channels, latent=latent),
+                          x_train, steps=steps)
+            points.append(summarise(bottleneck, lm, learned_point(model, tests)))
+            print(points[-1], flush=True)
+    model = build("deterministic", size=size, channels=channels, latent=latent)
+    model = train(model, x_train, steps=steps)
+    for bits in bit_depths:
+        codec = fit_codec(model, x_train, bits=bits)
+        points.append(summarise("aekit_quantized", bits, today_point(model, codec, tests, size)))
+    bd = bd_table(points)
+    print(markdown(points, ["codec", "setting", "bpp", "payload_bpp", "psnr", "ms_ssim", "encode_ms", "decode_ms"]))
+    print(markdown(bd, ["codec", "anchor", "bd_bpp_psnr", "bd_payload_bpp_psnr", "bd_bpp_ms_ssim", "bd_payload_bpp_ms_ssim"]))
+    config = {"patch": size, "channels": channels, "latent": latent, "steps": steps, "lmbdas": list(lmbdas),
+              "train_photos": list(TRAIN_PHOTOS), "test_photos": list(test_names), "seconds": time.perf_counter() - t_start}
+    if not quick:
+        print(write_results("compression_learned", {"config": config, "points": points, "bd_rate": bd}))
+    else:
+        print(f"smoke run ({config['seconds']:.1f} s): no results file written")
+
+
+if __name__ == "__main__":
+    main()
