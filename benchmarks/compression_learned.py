@@ -41,7 +41,7 @@ import aekit  # noqa: E402
 from aekit.errors import ConfigError  # noqa: E402
 from aekit.metrics import ms_ssim  # noqa: E402
 from aekit.tasks.compression import (LearnedCodec, bd_rate, compress, compress_learned, decompress,  # noqa: E402
-                                     decompress_learned, fit_codec, unpack_container)
+                                     decompress_learned, fit_codec)
 
 TRAIN_PHOTOS = ("astronaut", "brick", "coffee", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon",
                 "rocket", "retina", "sklearn:china", "sklearn:flower")

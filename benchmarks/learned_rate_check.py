@@ -18,7 +18,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 import aekit

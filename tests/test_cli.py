@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -15,7 +13,6 @@ from cli_helpers import cli
 import torch
 
 import aekit
-from aekit.cli import main
 from aekit.data import load_data
 from aekit.variants import VARIANTS
 

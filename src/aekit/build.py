@@ -33,7 +33,6 @@ from typing import Mapping
 import torch
 
 from .axes.corruption import corruption_spec
-from .axes.regularizers import Regularizer  # noqa: F401  (registers the regularizers)
 from .errors import ConfigError, check_choice
 from .model import Autoencoder
 from .pca_init import INITS, pca_eligible

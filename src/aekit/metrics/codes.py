@@ -41,13 +41,18 @@ def codebook_usage(model, x: torch.Tensor, *, batch_size: int = 1000) -> dict:
 
 
 @torch.no_grad()
-def code_sparsity(model, x: torch.Tensor, *, batch_size: int = 1000) -> dict:
-    """x (N, *shape) -> {'l0' (mean non-zero units per input), 'dead_fraction' (units zero on every input)}."""
+def eval_codes(model, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """The deterministic codes of x in eval mode, in batches, the model's mode restored: (N, D)."""
     was = model.training
     model.eval()
     try:
-        z = torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])  # (N, D)
+        return torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was)
-    active = z != 0
+
+
+@torch.no_grad()
+def code_sparsity(model, x: torch.Tensor, *, batch_size: int = 1000) -> dict:
+    """x (N, *shape) -> {'l0' (mean non-zero units per input), 'dead_fraction' (units zero on every input)}."""
+    active = eval_codes(model, x, batch_size=batch_size) != 0  # (N, D)
     return {"l0": float(active.sum(dim=1).double().mean()), "dead_fraction": float((~active.any(dim=0)).double().mean())}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..metrics.codes import eval_codes
 
 
 class ExPostSampler:
@@ -36,12 +37,7 @@ class ExPostSampler:
         x = model.as_input(x)
         if x.shape[0] < self.n_components:
             raise ConfigError(f"n_components={self.n_components} needs at least as many inputs; got {x.shape[0]}.")
-        was = model.training
-        model.eval()
-        try:
-            z = torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])  # (N, D)
-        finally:
-            model.train(was)
+        z = eval_codes(model, x, batch_size=batch_size)  # (N, D)
         self.gmm = GaussianMixture(n_components=self.n_components, covariance_type=self.covariance_type,
                                    random_state=self.seed).fit(z.double().cpu().numpy())
         self.model = model
