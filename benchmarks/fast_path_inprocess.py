@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--old-label", default=None, help="what the old tree is, for the table (default: its path)")
     p.add_argument("--overhead", action="store_true", help="a 16-8-2 network, so the trainer's per-step Python overhead "
                                                        "dominates the step (reported in microseconds per step)")
     p.add_argument("--out", default=None, help="results name under benchmarks/results/ (e.g. fast_path); "
@@ -65,13 +66,22 @@ def main() -> None:
               "cpu_new_over_old": mc["new"] / mc["old"], "final_loss": losses, "rows": a.rows,
               "network": f"{width}-{'-'.join(map(str, hidden))}-{latent}", "steps_per_fit": steps,
               "median_cpu_us_per_step": {k: v / steps * 1e6 for k, v in mc.items()},
-              "epochs": a.epochs, "rounds": a.rounds, "old_src": str(a.old_src), "wall": wall, "cpu": cpu}
+              "epochs": a.epochs, "rounds": a.rounds, "old": a.old_label or str(a.old_src), "wall": wall, "cpu": cpu}
     print(json.dumps({k: result[k] for k in ("median_wall", "wall_new_over_old", "median_cpu", "cpu_new_over_old")}))
     if a.out:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from common import write_results
 
-        print("wrote", write_results(a.out, {**result, "threads": 1, "loadavg_1m_at_end": os.getloadavg()[0]}, quick=a.rounds < 4))
+        table = "\n".join([
+            "| network | rounds | median CPU s old | median CPU s new | CPU new/old | us/step old | us/step new | wall new/old |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {result['network']} | {a.rounds} | {mc['old']:.3f} | {mc['new']:.3f} | {mc['new'] / mc['old']:.3f} | "
+            f"{result['median_cpu_us_per_step']['old']:.1f} | {result['median_cpu_us_per_step']['new']:.1f} | "
+            f"{mw['new'] / mw['old']:.3f} |"])
+        title = (f"Single-group fast path, this tree vs {a.old_label or a.old_src} in one process, alternating "
+                 f"({result['network']}, 1 thread)")
+        print("wrote", write_results(a.out, {**result, "title": title, "table": table, "threads": 1,
+                                             "loadavg_1m_at_end": os.getloadavg()[0]}, quick=a.rounds < 4))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
