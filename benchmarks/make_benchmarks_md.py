@@ -17,6 +17,10 @@ TITLES = {
     "vae_nll_wide": "VAE test NLL, a wider network than the paper's (784-512-512-50 ELU, 3.3x the parameters)",
     "representation": "Representation: linear probe and k-NN on 32-d MNIST codes",
     "train_throughput": "Training throughput and time to quality (1 thread; tutorial with its sigmoid output)",
+    "train_throughput_cli_defaults": "Time to quality of what `aekit train ae --hidden 512,256 --latent-dim 32` builds "
+                                     "(data-aware defaults) vs the tutorial loop, side by side (1 thread, idle machine)",
+    "train_throughput_second_edition": "Throughput of the second-edition trainer vs the tutorial loop: a 2-epoch run "
+                                       "under load 3-5, throughput only (neither reaches SE 5.0 in 2 epochs)",
 }
 
 

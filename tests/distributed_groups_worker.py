@@ -9,7 +9,6 @@ final weights to OUT_DIR/weights.safetensors and OUT_DIR/unet.safetensors.
 from __future__ import annotations
 
 import faulthandler
-import os
 import sys
 
 import torch
@@ -95,16 +94,9 @@ def main() -> None:
     if dist.get_rank() == 0:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{sys.argv[1]}/weights.safetensors")
         save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, f"{sys.argv[1]}/unet.safetensors")
-    dist.destroy_process_group()
-    # the group's native threads are freed now, and the process ends without interpreter-shutdown destructors
-    # (a joinable native thread destroyed at shutdown aborts with "terminate called without an active exception")
-    import gc
+    from worker_exit import end_worker
 
-    gc.collect()
-    faulthandler.cancel_dump_traceback_later()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    end_worker()
 
 
 if __name__ == "__main__":

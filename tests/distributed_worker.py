@@ -29,16 +29,9 @@ def main() -> None:
         results.append({"argv": argv, "code": code, "stdout": out, "stderr": err})
     with open(f"{out_json}.{os.environ['RANK']}", "w") as f:
         json.dump(results, f)
-    dist.destroy_process_group()
-    # the group's native threads are freed now, and the process ends without interpreter-shutdown destructors
-    # (a joinable native thread destroyed at shutdown aborts with "terminate called without an active exception")
-    import gc
+    from worker_exit import end_worker
 
-    gc.collect()
-    faulthandler.cancel_dump_traceback_later()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    end_worker()
 
 
 if __name__ == "__main__":

@@ -273,30 +273,21 @@ def coerce(value, annotation, *, where: str):
         if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{where} must be true or false; got {value!r}.")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer; got {value!r}.")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+    if annotation in (int, float):
+        what = "an integer" if annotation is int else "a number"
+        number = value
         if isinstance(value, str):
             try:
-                return int(value)
+                number = float(value) if annotation is float else int(value)
             except ValueError:
-                pass
-        raise ConfigError(f"{where} must be an integer; got {value!r}.")
-    if annotation is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number; got {value!r}.")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where} must be a number; got {value!r}.")
+                number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"{where} must be {what}; got {value!r}.")
+        if annotation is float:
+            return float(number)
+        if isinstance(number, float) and not number.is_integer():
+            raise ConfigError(f"{where} must be {what}; got {value!r}.")
+        return int(number)
     if annotation is str:
         if isinstance(value, str):
             return value
