@@ -2,7 +2,7 @@
 
 What a user gets from
 
-    aekit train dae --data TRAIN.npy --out RUN --epochs 20 --batch-size 64 --lr 4e-3 --val-fraction 0.0244
+    aekit train dae --data TRAIN.npy --out RUN --val-fraction 0.0244
     aekit denoise RUN --data NOISY.npy --out DENOISED.npy
 
 with no model option: on images the data-aware defaults (aekit.training.data_defaults) pick a U-Net
@@ -93,11 +93,14 @@ def train_default_dae(train: torch.Tensor, val: torch.Tensor, work: Path, args) 
     np.save(path, torch.cat([train, val]).numpy())
     run = work / "run"
     t0 = time.perf_counter()
-    cli("train", "dae", "--data", path, "--out", run, "--overwrite", "--epochs", args.epochs, "--batch-size",
-        args.batch_size, "--lr", args.lr, "--val-fraction", len(val) / (len(train) + len(val)), "--quiet")
+    given = [a for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr))
+             if value is not None for a in (flag, value)]  # only what was asked for: otherwise the CLI's defaults
+    cli("train", "dae", "--data", path, "--out", run, "--overwrite", *given,
+        "--val-fraction", len(val) / (len(train) + len(val)), "--quiet")
     seconds = time.perf_counter() - t0
     info = json.loads((run / "run.json").read_text())
     return run, {"seconds": round(seconds, 1), "defaults": info.get("defaults"), "model": info.get("model"),
+                 "train": {k: info["train"].get(k) for k in ("epochs", "batch_size", "lr")},
                  "train_rows": info["dataset"]["sizes"]["train"], "val_rows": info["dataset"]["sizes"]["val"]}
 
 
@@ -143,9 +146,9 @@ def main() -> int:
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--n-val", type=int, default=100)
     p.add_argument("--n-test", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=4e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default: the CLI's (data-aware: >= 1,000 steps)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the CLI's")
+    p.add_argument("--lr", type=float, default=None, help="default: the CLI's")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
     p.add_argument("--no-bm3d", action="store_true", help="skip BM3D (when the bm3d package is missing)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 epoch, one tuning value; "

@@ -18,6 +18,7 @@ Contenders (defaults throughout, nothing tuned on these tables):
 - aekit_cli: `aekit train ae --data train.npy` then `aekit detect RUN --data test.npy` (its score column).
 - pyod_autoencoder, pyod_deepsvdd: PyOD's own, defaults, when --pyod-python names a Python with PyOD.
 - aekit options (--options): AutoencoderOutlierDetector with extra keywords, e.g. '{"n_estimators": 5}'.
+- aekit CLI options (--cli): the aekit_cli path with extra `aekit train` arguments, e.g. 'e10=--epochs 10'.
 
 --phase validation never looks at the 40% test part: within each seed's 60% it splits again 60/40
 (same seed, stratified by label so that tables with six outliers keep some on both sides) and
@@ -85,7 +86,7 @@ def pca_score(ztr, zte) -> np.ndarray:
     return ((zte - p.inverse_transform(p.transform(zte))) ** 2).sum(1)
 
 
-def cli_score(xtr, xte, seed: int) -> np.ndarray:
+def cli_score(xtr, xte, seed: int, extra: tuple = ()) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.save(tmp / "train.npy", xtr.astype(np.float32))
@@ -93,7 +94,7 @@ def cli_score(xtr, xte, seed: int) -> np.ndarray:
         env = {**os.environ, "PYTHONPATH": str(Path(aekit.__file__).resolve().parents[1])}  # this run's aekit
         run = [sys.executable, "-m", "aekit"]
         subprocess.run(run + ["train", "ae", "--data", str(tmp / "train.npy"), "--out", str(tmp / "run"), "--quiet",
-                              "--seed", str(seed)], check=True, env=env, capture_output=True)
+                              "--seed", str(seed), *extra], check=True, env=env, capture_output=True)
         subprocess.run(run + ["detect", str(tmp / "run"), "--data", str(tmp / "test.npy"), "--out",
                               str(tmp / "s.csv")], check=True, env=env, capture_output=True)
         rows = np.genfromtxt(tmp / "s.csv", delimiter=",", names=True)
@@ -117,6 +118,8 @@ def score(name: str, xtr, xte, seed: int, options: dict) -> np.ndarray:
         return -AutoencoderOutlierDetector(random_state=seed).fit(xtr).score_samples(xte)
     if name == "aekit_cli":
         return cli_score(xtr, xte, seed)
+    if name in options and isinstance(options[name], list):  # --cli NAME=ARGS: the CLI path with extra arguments
+        return cli_score(xtr, xte, seed, tuple(options[name]))
     if name in options:
         return -AutoencoderOutlierDetector(random_state=seed, **options[name]).fit(xtr).score_samples(xte)
     raise ValueError(f"unknown contender {name!r}")
@@ -156,6 +159,8 @@ def main() -> None:
     p.add_argument("--contenders", default="iforest,pca,ocsvm,aekit_detector,aekit_cli,pyod_autoencoder,pyod_deepsvdd")
     p.add_argument("--options", action="append", default=[],
                    help="NAME=JSON: an extra contender, AutoencoderOutlierDetector(**JSON)")
+    p.add_argument("--cli", action="append", default=[],
+                   help="NAME=ARGS: an extra contender, the aekit_cli path with extra 'aekit train' arguments")
     p.add_argument("--pyod-python", default="/tmp/pyod-venv/bin/python")
     p.add_argument("--tag", default=None, help="results file name (default: odds_anomaly[_validation])")
     p.add_argument("--quick", action="store_true", help="smoke test: no results file")
@@ -165,6 +170,9 @@ def main() -> None:
     for item in args.options:
         name, _, spec = item.partition("=")
         options[name] = json.loads(spec)
+    for item in args.cli:
+        name, _, spec = item.partition("=")
+        options[name] = spec.split()
     contenders = [c for c in args.contenders.split(",") if c] + list(options)
     use_pyod = any(c.startswith("pyod_") for c in contenders) and Path(args.pyod_python).exists()
     contenders = [c for c in contenders if use_pyod or not c.startswith("pyod_")]

@@ -215,3 +215,46 @@ def test_estimators_apply_the_table_rules():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*could copy its input")
         assert AutoencoderTransformer(latent_dim=5, hidden=(4,), epochs=1).fit(X).model_.latent_dim == 5
+
+
+# ---------------------------------------------------------------------- the step budget
+
+
+def test_default_epochs_reach_the_minimum_step_budget():
+    from aekit.training.data_defaults import MAX_EPOCHS, MIN_STEPS, default_epochs
+
+    assert default_epochs(60_000, batch_size=128, epochs=10) == 10  # 469 steps an epoch: 4,690 >= 1,000
+    assert default_epochs(4_000, batch_size=128, epochs=10) == 32  # 32 steps an epoch -> ceil(1000 / 32)
+    assert default_epochs(4_000, batch_size=128, epochs=10) * 32 >= MIN_STEPS > 31 * 32
+    assert default_epochs(115, batch_size=128, epochs=10) == 1000  # one (short) batch an epoch
+    assert default_epochs(1, batch_size=1, epochs=10) == 1000
+    assert default_epochs(10, batch_size=10_000, epochs=10) == 1000
+    assert default_epochs(1_281, batch_size=1, epochs=10) == 10  # 12,810 steps already
+    assert default_epochs(30, batch_size=64, epochs=10) <= MAX_EPOCHS
+
+
+def test_rules_choose_epochs_only_when_not_given(tmp_path):
+    _table(tmp_path / "t.npy", n=200)
+    ds = load_data(str(tmp_path / "t.npy"))  # 180 training rows at the default val_fraction
+    rows = ds.train.shape[0]
+    chosen = choose_defaults(ds, variant="ae", model={}, standardize=None, train={})
+    assert chosen.train == {"epochs": math.ceil(1000 / math.ceil(rows / 128))}
+    assert any(r["key"] == "epochs" and str(rows) in r["reason"] for r in chosen.reasons)
+    assert choose_defaults(ds, variant="ae", model={}, standardize=None, train={"epochs": 3}).train == {}
+    assert choose_defaults(ds, variant="ae", model={}, standardize=None, train={"max_time": 5.0}).train == {}
+    small_batch = choose_defaults(ds, variant="ae", model={}, standardize=None, train={"batch_size": 1})
+    assert small_batch.train == {}  # rows steps an epoch: 10 epochs >= 1,000 steps
+    assert choose_defaults(ds, variant="ae", model={}, standardize=None).train == {}  # no train given: no rule
+
+
+def test_cli_records_the_chosen_epochs_and_trains_them(tmp_path):
+    _table(tmp_path / "t.npy", n=40, d=3)  # 36 training rows at batch 2: 18 steps an epoch -> 56 epochs
+    code, _, err = cli("train", "ae", "--data", tmp_path / "t.npy", "--out", tmp_path / "run", "--batch-size", "2",
+                       "--quiet")
+    assert code == 0, err
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    chosen = next(x for x in info["defaults"] if x["key"] == "epochs")
+    assert chosen["value"] == 56 and info["train"]["epochs"] == 56
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 57))
+    assert history[-1]["step"] == 56 * 18 >= 1000

@@ -162,6 +162,48 @@ def test_mid_epoch_resume_is_exact_with_noise_binarization_and_a_dataset(tmp_pat
             assert torch.equal(a, b), (stop, name)
 
 
+def test_a_long_run_checkpoints_every_few_epochs_keeps_its_best_model_and_resumes_exactly(tmp_path, no_fsync):
+    """101 epochs of one step: end-of-epoch checkpoints every 2nd epoch (about 100 in a run), the history written
+    whole, the kept model the best epoch's even between checkpoints, and a kill resumed bit-identically."""
+    import aekit
+    from safetensors.torch import load_file as read
+
+    x = torch.rand(40, 6)  # (40, 6): 32 train rows, one batch an epoch
+    opts = dict(epochs=101, batch_size=32, progress=False, warmup_steps=3, lr=3e-2)
+
+    def model():
+        return aekit.build("ae", input_shape=(6,), latent_dim=2, hidden=[8], seed=1)
+
+    best: dict = {}
+
+    def keep_best(record, trainer):
+        if trainer.best_epoch == record["epoch"]:
+            best.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+
+    ref = Trainer(model(), TrainConfig(**opts), out_dir=tmp_path / "ref", callbacks=[keep_best])
+    assert ref.epoch_checkpoint_every == 2 and Trainer(model(), TrainConfig(epochs=100)).epoch_checkpoint_every == 1
+    ref.fit(x[:32], x[32:])
+    saved = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "ref" / "checkpoints").glob("epoch-*"))
+    assert saved[-1] == 101 and all(e % 2 == 0 for e in saved[:-1])  # and the last epoch
+    assert len(json.loads((tmp_path / "ref" / "history.json").read_text())) == 101
+    kept = read(str(tmp_path / "ref" / "model.safetensors"))
+    assert all(torch.equal(kept[k], best[k]) for k in best)  # the best epoch's weights, checkpoint or not
+    out = tmp_path / "stopped"
+    handle = _stop_at(61)  # inside epoch 61: the newest checkpoint is epoch 60's
+    try:
+        with pytest.raises(_Stop):
+            Trainer(model(), TrainConfig(**opts), out_dir=out).fit(x[:32], x[32:])
+    finally:
+        handle.remove()
+    again = Trainer(model(), TrainConfig(**opts), out_dir=out)
+    again.fit(x[:32], x[32:], resume=True)
+    assert [{k: v for k, v in r.items() if k not in ("time", "samples_per_s")} for r in again.history] == \
+           [{k: v for k, v in r.items() if k not in ("time", "samples_per_s")} for r in ref.history]
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), ref.model.state_dict().values()))
+    resumed = read(str(out / "model.safetensors"))
+    assert all(torch.equal(resumed[k], kept[k]) for k in kept)
+
+
 def test_checkpoint_every_parses_steps_and_durations():
     assert parse_checkpoint_every(None) == parse_checkpoint_every("off") == (None, None)
     assert TrainConfig().checkpoint_every == "10m"  # by default a kill on large data loses at most ten minutes

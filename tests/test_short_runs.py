@@ -77,8 +77,10 @@ def test_a_small_table_warns_that_the_run_is_too_short(wine):
 
 def test_the_command_warns_in_one_line_and_records_the_fraction(wine, tmp_path):
     np.savetxt(tmp_path / "wine.csv", wine.numpy(), delimiter=",")
+    # epochs given: the user's 10 epochs of 2 steps stand (without --epochs the data-aware defaults take
+    # >= 1,000 steps: tests/test_data_defaults.py)
     code, _, err = cli("train", "ae", "--data", tmp_path / "wine.csv", "--likelihood", "gaussian", "--quiet",
-                       "--out", tmp_path / "r")
+                       "--epochs", "10", "--out", tmp_path / "r")
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("aekit: warning: ")

@@ -26,6 +26,10 @@ that folds into one, see cli/options.build_kwargs; `--standardize` / `--no-stand
   hidden       mlp widths at most max(4 d, latent_dim): a layer wider than four times its input
                adds parameters without information to carry (the 4x expansion of Vaswani et al.
                2017's feed-forward blocks); on a 21-column table 256 -> 84.
+  epochs       at least MIN_STEPS (1,000) optimizer steps: on small data the default 10 epochs are
+               a few dozen steps (a 128-row table: 10), too few for any model to converge; the
+               epochs rise to ceil(1000 / steps per epoch), at most MAX_EPOCHS (2,000). Large data
+               (10 epochs >= 1,000 steps, e.g. MNIST's 469 steps per epoch) keeps the 10.
 
 aekit.build has no data and stays explicit; the sklearn estimators apply the table rules themselves
 (standardized by default, `code_width` and `mlp_widths` below).
@@ -42,6 +46,8 @@ CONV_VARIANTS = ("ae",)  # generic recipes whose mlp is no choice of a paper: im
 OVERCOMPLETE = ("sparse_l1", "sparse_kl", "ksparse")  # codes wider than the input on purpose
 GAUSSIAN_ONLY = ("linear", "dae")  # linear: PCA's optimum; dae on images: PSNR (checked below)
 WIDTH_RATIO = 4
+MIN_STEPS = 1000  # optimizer steps a default run takes at least
+MAX_EPOCHS = 2000  # ... but never more epochs than this (a few rows per batch)
 
 
 def code_width(d: int, recipe: int) -> int:
@@ -61,6 +67,7 @@ class Defaults:
 
     standardize: bool = False
     model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)  # TrainConfig keywords to add (epochs)
     reasons: list = field(default_factory=list)
 
     def add(self, key: str, value, reason: str) -> None:
@@ -80,6 +87,15 @@ def _text(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def default_epochs(n_train: int, *, batch_size: int, epochs: int) -> int:
+    """The epochs a default run takes on n_train rows: `epochs`, or enough for MIN_STEPS optimizer steps
+    (at most MAX_EPOCHS) when `epochs` would take fewer. The trainer's last batch may be short, not dropped."""
+    per_epoch = max(1, math.ceil(int(n_train) / max(1, int(batch_size))))
+    if int(epochs) * per_epoch >= MIN_STEPS:
+        return int(epochs)
+    return max(int(epochs), min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
 
 
 def _recipe(variant: str | None) -> dict:
@@ -125,9 +141,11 @@ def is_table(ds) -> bool:
     return ds.kind == "table" and len(ds.shape) == 1 and ds.image_shape is None
 
 
-def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool | None) -> Defaults:
+def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool | None,
+                    train: dict | None = None) -> Defaults:
     """The defaults for data `ds` (an aekit.data.Dataset, loaded without standardizing) given the user's
-    variant, build keywords `model` (only those given) and standardize (None: not given)."""
+    variant, build keywords `model` (only those given), standardize (None: not given) and the training
+    options `train` (only those given; None: the epochs rule is not applied)."""
     out = Defaults(standardize=bool(standardize))
     shape = tuple(ds.shape)
     d = math.prod(shape)
@@ -138,8 +156,8 @@ def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool |
     recipe = _recipe(variant)
     given = {k for k, v in model.items() if v is not None}
     image = len(shape) == 3
-    train = ds.train
-    bounded = (not out.standardize and train.numel() > 0 and float(train.min()) >= 0.0 and float(train.max()) <= 1.0)
+    rows = ds.train  # (n, *shape)
+    bounded = (not out.standardize and rows.numel() > 0 and float(rows.min()) >= 0.0 and float(rows.max()) <= 1.0)
 
     backbone = recipe.get("backbone")
     if image and not given & {"backbone", "hidden"}:
@@ -180,7 +198,19 @@ def choose_defaults(ds, *, variant: str | None, model: dict, standardize: bool |
             out.model["hidden"] = chosen
             out.add("hidden", chosen, f"{d} inputs: no hidden layer wider than max(4 * {d}, latent_dim) = "
                                       f"{max(WIDTH_RATIO * d, latent)}")
+    if train is not None and train.get("epochs") is None and train.get("max_time") is None:
+        from .trainer import TrainConfig
+
+        batch = int(train.get("batch_size") or TrainConfig.batch_size)
+        train_rows = int(rows.shape[0])
+        epochs = default_epochs(train_rows, batch_size=batch, epochs=TrainConfig.epochs)
+        if epochs != TrainConfig.epochs:
+            out.train["epochs"] = epochs
+            per_epoch = max(1, math.ceil(train_rows / batch))
+            out.add("epochs", epochs, f"{train_rows} training rows at batch {batch}: {per_epoch} steps per epoch, so "
+                                      f"{epochs} epochs for about {min(MIN_STEPS, epochs * per_epoch)} optimizer "
+                                      f"steps (the default {TrainConfig.epochs} would take {TrainConfig.epochs * per_epoch})")
     return out
 
 
-__all__ = ["Defaults", "choose_defaults", "code_width", "is_table", "mlp_widths"]
+__all__ = ["Defaults", "choose_defaults", "code_width", "default_epochs", "is_table", "mlp_widths"]

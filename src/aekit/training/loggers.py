@@ -105,20 +105,28 @@ class Logger:
 class CSVLogger(Logger):
     """The run's history: RUN_DIR/history.json (a list of records) and history.csv (one row per record).
 
-    Both files are rewritten whole and atomically after every record, so a crash never leaves a torn
-    row; columns are the union of every record's keys in order of first appearance; a value a record
+    Both files are rewritten whole and atomically after every `write_every`-th record (1: every record)
+    and when the logger closes, so a crash never leaves a torn row; columns are the union of every record's keys in order of first appearance; a value a record
     lacks is an empty cell; numbers are written with repr (they read back exactly).
     history: the records already logged (a resumed run's, restored from its checkpoint)."""
 
     name = "csv"
 
-    def __init__(self, run_dir, *, history: list[dict] | None = None) -> None:
+    def __init__(self, run_dir, *, history: list[dict] | None = None, write_every: int = 1) -> None:
         self.run_dir = Path(run_dir)
         self.rows: list[dict] = [dict(r) for r in (history or [])]
+        self.write_every = max(1, int(write_every))
+        self.pending = 0  # records not yet written
 
     def log_metrics(self, step: int, metrics: dict) -> None:
         self.rows.append({STEP_KEY: step, **{k: v for k, v in metrics.items() if k != STEP_KEY}})
-        self.write()
+        self.pending += 1
+        if self.pending >= self.write_every or step % self.write_every == 0:
+            self.write()
+
+    def close(self, *, failed: bool = False) -> None:
+        if self.pending:
+            self.write()
 
     def write(self) -> None:
         ckpt.atomic_write_json(self.run_dir / "history.json", self.rows)
@@ -127,6 +135,7 @@ class CSVLogger(Logger):
             keys += [k for k in r if k not in keys]
         lines = [",".join(keys)] + [",".join("" if r.get(k) is None else repr(r[k]) for k in keys) for r in self.rows]
         ckpt.atomic_write_bytes(self.run_dir / "history.csv", ("\n".join(lines) + "\n").encode())
+        self.pending = 0
 
     def record(self) -> dict:
         return {"name": self.name, "files": ["history.json", "history.csv"]}
@@ -263,7 +272,7 @@ class WandbLogger(Logger):
 
 
 def make_loggers(names, run_dir, *, history: list[dict] | None = None, resume: list[dict] | None = None,
-                 purge_step: int | None = None, run_name: str | None = None) -> list[Logger]:
+                 purge_step: int | None = None, run_name: str | None = None, write_every: int = 1) -> list[Logger]:
     """Build the named loggers (each once, in the order given) writing into run_dir.
 
     names: a list of LOGGERS names (or one comma-separated string: "csv,mlflow").
@@ -283,7 +292,7 @@ def make_loggers(names, run_dir, *, history: list[dict] | None = None, resume: l
         for n in wanted:
             run_id = previous.get(n, {}).get("run_id")
             if n == "csv":
-                loggers.append(CSVLogger(run_dir, history=history))
+                loggers.append(CSVLogger(run_dir, history=history, write_every=write_every))
             elif n == "tensorboard":
                 loggers.append(TensorBoardLogger(run_dir, purge_step=purge_step))
             elif n == "mlflow":

@@ -71,10 +71,11 @@ def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overw
         from .data_defaults import choose_defaults
 
         VARIANTS.get(variant)  # an unknown name: the allowed ones and a did-you-mean, before any rule
-        chosen = choose_defaults(ds, variant=variant, model=model, standardize=given_standardize)
+        chosen = choose_defaults(ds, variant=variant, model=model, standardize=given_standardize, train=train)
         if chosen.standardize and not given_standardize:
             ds = standardized(ds)
         model = {**chosen.model, **model}  # the user's keywords win
+        train = {**chosen.train, **train}
         if announce is not None and chosen.reasons:
             announce(chosen.lines())
     data = {**data, "standardize": bool(chosen.standardize if chosen is not None else given_standardize)}

@@ -63,6 +63,8 @@ MIN_STEPS = 50  # fewer optimizer steps than this: a ShortRunWarning
 ADVISED_STEPS = 200  # what the warning advises: the models here need a few hundred steps
 
 
+EPOCH_CHECKPOINTS = 100  # end-of-epoch checkpoints a long run writes at most (about; see epoch_checkpoint_every)
+
 @dataclass
 class TrainConfig:
     """Every training hyperparameter, recorded in run.json and in each checkpoint."""
@@ -567,15 +569,21 @@ class Trainer(CheckpointMixin):
                 self.history.append(record)
                 improved = self._track_best(record)
                 self._log(record)
+                stop_early = bool(self.cfg.early_stopping and self.bad_epochs >= self.cfg.early_stopping)
+                out_of_time = self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time
                 if self.out_dir is not None:
-                    self.save_checkpoint(best=improved)
-                    self._last_save = time.monotonic()
+                    if (self.epoch % self.epoch_checkpoint_every == 0 or self.epoch >= self.cfg.epochs
+                            or stop_early or out_of_time):
+                        self.save_checkpoint(best=improved)
+                        self._last_save = time.monotonic()
+                    elif improved:
+                        self._save_model(self.model, self.out_dir)  # the kept model, between two checkpoints
                 for cb in self.callbacks:
                     cb(record, self)
-                if self.cfg.early_stopping and self.bad_epochs >= self.cfg.early_stopping:
+                if stop_early:
                     result.stopped_early = True
                     break
-                if self.cfg.max_time is not None and self.elapsed >= self.cfg.max_time:
+                if out_of_time:
                     break
             self._log_final()
             failed = False
@@ -817,7 +825,16 @@ class Trainer(CheckpointMixin):
                 previous = None  # no or unreadable run.json: new tracker runs
         self._loggers = make_loggers(self.cfg.logger_names(), self.out_dir, history=self.history,
                                      resume=previous if isinstance(previous, list) else None,
-                                     purge_step=self.epoch + 1, run_name=self.out_dir.name)
+                                     purge_step=self.epoch + 1, run_name=self.out_dir.name,
+                                     write_every=self.epoch_checkpoint_every)
+
+    @property
+    def epoch_checkpoint_every(self) -> int:
+        """Epochs between two end-of-epoch checkpoints: 1 up to EPOCH_CHECKPOINTS epochs, then enough that a run
+        writes about EPOCH_CHECKPOINTS of them (a 1,000-epoch run on a small table: every 10th epoch), since a
+        checkpoint costs more than an epoch of a few steps. The last epoch, an early stop and max_time always
+        checkpoint; an improved model is kept at once (model.safetensors) between checkpoints."""
+        return max(1, math.ceil(self.cfg.epochs / EPOCH_CHECKPOINTS))
 
     def _log(self, record: dict) -> None:
         """One epoch's record to every logger (the CSV logger rewrites history.json and history.csv)."""
