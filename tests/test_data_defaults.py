@@ -212,6 +212,7 @@ def test_estimators_apply_the_table_rules():
     with pytest.warns(UserWarning, match="could copy its input"):
         det = AutoencoderOutlierDetector(latent_dim=8, epochs=1, n_estimators=1).fit(X)
     assert det.model_.latent_dim == 3
+    assert det.model_.config["backbone"] == {"mlp": {"hidden": [256]}}  # the detector keeps the recipe's widths
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*could copy its input")
         assert AutoencoderTransformer(latent_dim=5, hidden=(4,), epochs=1).fit(X).model_.latent_dim == 5

@@ -11,8 +11,8 @@ stored unchanged (scikit-learn's contract), so `clone`, `get_params` / `set_para
 and GridSearchCV work. The inputs are rescaled per feature before training (`scaling`, standardized
 by default), and every output is mapped back to the caller's units. The table rules of
 `aekit train` apply (aekit.training.data_defaults): an undercomplete variant's code is never as
-wide as the input, and with hidden=None the variant's widths are capped at max(4 * n_features,
-latent_dim).
+wide as the input, and with hidden=None the transformer's widths are capped at max(4 * n_features,
+latent_dim) (the detector keeps the variant's widths: uncapped won on ODDS validation splits).
 
 Determinism: `random_state` seeds the initial weights, the shuffling and the noise, so two fits
 with the same random_state give the same model; fitting never changes torch's global RNG.
@@ -325,6 +325,12 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
         self.keep_fraction = keep_fraction
         self.random_state = random_state
         self.device = device
+
+    def _hidden(self, n_features: int, latent_dim: int) -> list[int] | None:
+        """hidden, or (None) the variant's own widths: the detector keeps them uncapped. On the validation parts
+        of ten ODDS tables the capped widths scored lower (mean AUROC 0.812 against 0.819 uncapped, 5 seeds;
+        benchmarks/results/odds_anomaly_validation_widths.json)."""
+        return None if self.hidden is None else [int(h) for h in self.hidden]
 
     def _check_params(self) -> None:
         super()._check_params()
