@@ -169,6 +169,16 @@ def main() -> int:
               f"K = {args.iwae_k}, first {args.nll_images:,} test images, the same estimator on both sides (Bernoulli "
               "decoder on grey pixels). Time ratio: aekit / pythae training seconds (below 1: aekit faster); the two "
               "sides run alternately under the load recorded in the results file.")
+    both = [r for r in rows if r["pythae SE"] is not None]
+    if both:
+        faster = [r["model"] for r in both if r["time ratio"] < 1]
+        better_se = [r["model"] for r in both if r["aekit SE"] < r["pythae SE"]]
+        nll = [r for r in both if r["aekit NLL"] is not None and r["pythae NLL"] is not None]
+        better_nll = [r["model"] for r in nll if r["aekit NLL"] < r["pythae NLL"]]
+        table += (f" Summary: aekit trains faster on {len(faster)} of {len(both)} ({', '.join(faster) or 'none'}); "
+                  f"lower test SE on {len(better_se)} of {len(both)} ({', '.join(better_se) or 'none'}); lower test NLL on "
+                  f"{len(better_nll)} of {len(nll)} ({', '.join(better_nll) or 'none'}). One seed per side: differences of a few "
+                  "tenths of SE or NLL are not significant (the seed-to-seed spread was not measured).")
     if failed:
         table += " Not run: " + "; ".join(f"{k} ({v})" for k, v in failed.items()) + "."
     print(table)
