@@ -39,7 +39,8 @@ PUBLISHED = {1: 86.76, 5: 85.54, 50: 84.78}  # Burda et al. 2016, Table 1, one s
 
 def build(k: int):
     """784-200-200-50 tanh, Bernoulli decoder: the 'vae' recipe for K = 1, the 'iwae' recipe with iwae_k = K."""
-    arch = {"input_shape": (1, 28, 28), "hidden": [200, 200], "latent_dim": 50, "activation": "tanh", "seed": 0}
+    arch = {"input_shape": (1, 28, 28), "backbone": {"mlp": {"hidden": [200, 200], "activation": "tanh"}},
+            "latent_dim": 50, "seed": 0}
     if k == 1:
         return aekit.build("vae", **arch)
     return aekit.build("iwae", bottleneck={"gaussian": {"iwae_k": k}}, **arch)
