@@ -237,6 +237,9 @@ def main() -> int:
               "keeps its recipe's capacity schedule (C reaches 25 nats after 100,000 steps, beta 1000), far beyond "
               f"this budget, so at the last of these {steps:,} steps C is {25 * steps / 100000:.2f} nats and the KL is "
               "held near it.")
+    load_end = os.getloadavg()
+    table += (f" Load average (1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
+              f"{os.cpu_count()} cores shared with other work.")
     if missing:
         table += f" Not registered, skipped: {', '.join(missing)}."
     if failed:
@@ -245,7 +248,7 @@ def main() -> int:
     path = write_results(args.tag, {
         "title": "The family on MNIST: reconstruction, NLL, sample quality, codes, time (same backbone and budget)",
         "args": vars(args), "rows": rows, "skipped_not_registered": missing, "failed": failed,
-        "classifier_test_accuracy": acc, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+        "classifier_test_accuracy": acc, "loadavg_start": list(load_start), "loadavg_end": list(load_end),
         "total_seconds": round(time.perf_counter() - t0, 1), "table": table}, quick=args.quick)
     print(f"wrote {path}")
     return 0

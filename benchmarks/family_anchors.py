@@ -179,13 +179,16 @@ def main() -> int:
                   f"lower test SE on {len(better_se)} of {len(both)} ({', '.join(better_se) or 'none'}); lower test NLL on "
                   f"{len(better_nll)} of {len(nll)} ({', '.join(better_nll) or 'none'}). One seed per side: differences of a few "
                   "tenths of SE or NLL are not significant (the seed-to-seed spread was not measured).")
+    load_end = os.getloadavg()
+    table += (f" Load average (1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
+              f"{os.cpu_count()} cores shared with other work.")
     if failed:
         table += " Not run: " + "; ".join(f"{k} ({v})" for k, v in failed.items()) + "."
     print(table)
     path = write_results(args.tag, {
         "title": "Anchors: aekit vs pythae on the same network, data and budget (MNIST)",
         "args": vars(args), "pythae": pythae_version, "pairs": {k: list(v[:4]) for k, v in PAIRS.items()},
-        "rows": rows, "failed": failed, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+        "rows": rows, "failed": failed, "loadavg_start": list(load_start), "loadavg_end": list(load_end),
         "total_seconds": round(time.perf_counter() - t_start, 1), "table": table}, quick=args.quick)
     print(f"wrote {path}")
     return 0

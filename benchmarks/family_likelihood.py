@@ -114,11 +114,14 @@ def main() -> int:
               f"published figures is the budget, not a like-for-like result. Test NLL: -IWAE bound, K = {args.eval_k}, "
               f"first {x_eval.shape[0]:,} test images binarized once (seed 0), the same draws for every model. "
               "Published NLL: the paper's figure for that training K.")
+    load_end = os.getloadavg()
+    table += (f" Load average (1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
+              f"{os.cpu_count()} cores shared with other work.")
     print(table)
     path = write_results(args.tag, {
         "title": "Likelihood: IWAE objective K = 5, 50 vs the VAE on dynamically binarized MNIST (equal time budgets)",
         "args": vars(args), "rows": rows, "published": PUBLISHED, "loadavg_start": list(load_start),
-        "loadavg_end": list(os.getloadavg()), "table": table}, quick=args.quick)
+        "loadavg_end": list(load_end), "table": table}, quick=args.quick)
     print(f"wrote {path}")
     return 0
 
