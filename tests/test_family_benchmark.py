@@ -40,3 +40,33 @@ def test_unregistered_recipes_are_skipped_not_failed():
     every, expected_missing = family.recipes(None)
     assert "vq_vae" in every and set(expected_missing) <= set(family.EXPECTED)
     assert not set(expected_missing) & set(every)
+
+
+def test_the_pythae_worker_bounds_nll_with_aekits_estimator():
+    """family_pythae_worker.iwae_nll on a pythae-shaped wrapper of an aekit VAE equals -aekit.metrics.iwae_bound
+    (same seed, same draws), so the anchors' NLL columns measure the same quantity."""
+    from types import SimpleNamespace
+
+    import aekit
+    import family_pythae_worker as worker
+    from aekit.metrics import iwae_bound
+
+    model = aekit.build("vae", input_shape=(1, 28, 28), backbone={"mlp": {"hidden": [8]}}, latent_dim=3, seed=0)
+    model.eval()
+
+    class Wrapped(nn.Module):  # the attributes the worker reads from a pythae model
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def encoder(self, x):
+            post = model.encode_code(x)[0].posterior
+            return SimpleNamespace(embedding=post.mu, log_covariance=post.logvar)
+
+        def decoder(self, z):
+            return SimpleNamespace(reconstruction=torch.sigmoid(model.decoder(z, [])).reshape(-1, 1, 28, 28))
+
+    x = torch.bernoulli(torch.full((6, 1, 28, 28), 0.3), generator=torch.Generator().manual_seed(1))
+    ours = -iwae_bound(model, x, k=20, seed=0)
+    theirs = worker.iwae_nll(Wrapped(), "VAE", x, 20, seed=0)
+    assert theirs == pytest.approx(ours, rel=1e-4)
