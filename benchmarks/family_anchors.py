@@ -51,7 +51,9 @@ PAIRS = {
     "wae_mmd": ("WAE_MMD", {"kernel_choice": "imq", "reg_weight": 10.0, "kernel_bandwidth": 1.0, "scales": None},
                 "mse", {}, "IMQ C = 2 D s^2 both; aekit: 0.5 SE + 10 MMD, pythae: SE + 10 MMD"),
     "vq_vae": ("VQVAE", {"num_embeddings": 512, "commitment_loss_factor": 0.25, "use_ema": True, "decay": 0.99},
-               "mse", {"likelihood": "gaussian"}, "both squared error (pythae's VQ-VAE has no Bernoulli loss); "
+               "mse", {"likelihood": "gaussian"}, "NOT like for like: pythae quantizes each of the 16 code scalars "
+                                                  "on its own (16 indices per image), aekit the 16-d vector (one index); "
+                                                  "see family_anchors_vq for the one-code pairing. Both squared error; "
                                                   "aekit also restarts dead codes"),
     "rae": ("RAE_L2", {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "mse", {},
             "pythae: decoder penalty as the decoder optimizer's weight decay"),
@@ -90,7 +92,7 @@ def pythae_side(name: str, latent: int, args, data_path: Path, tmp: Path) -> dic
     cls, config, loss, _, _ = PAIRS[name]
     job = {"pythae": cls, "config": config, "loss": loss, "latent": latent, "epochs": args.epochs,
            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "threads": args.threads,
-           "iwae_k": args.iwae_k, "nll_images": args.nll_images}
+           "iwae_k": args.iwae_k, "nll_images": args.nll_images, "one_code": name == "vq_vae" and args.vq_one_code}
     job_path, out_path = tmp / f"{name}.json", tmp / f"{name}.out.json"
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": ""}
@@ -112,6 +114,8 @@ def main() -> int:
     p.add_argument("--nll-images", type=int, default=2000)
     p.add_argument("--models", default=",".join(PAIRS))
     p.add_argument("--pythae-python", default=PYTHAE_PYTHON)
+    p.add_argument("--vq-one-code", action="store_true",
+                   help="pythae's VQ-VAE quantizes the whole code as one vector (as aekit), not scalar by scalar")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true")
@@ -149,6 +153,9 @@ def main() -> int:
                 failed[name] = f"pythae {cls}: {e}"
                 print(f"pythae {cls} failed: {e}", flush=True)
                 b = None
+            if name == "vq_vae" and args.vq_one_code:
+                note = ("one code per image on both sides (pythae's encoder returns (B, 16, 1, 1): embedding_dim 16); "
+                        "both squared error; aekit also restarts dead codes")
             notes[name] = note
             rows.append({"model": name, "pythae": cls, "latent": a["latent"], "loss": loss,
                          "aekit SE": round(a["test_se"], 2), "pythae SE": None if b is None else round(b["test_se"], 2),
@@ -186,7 +193,8 @@ def main() -> int:
         table += " Not run: " + "; ".join(f"{k} ({v})" for k, v in failed.items()) + "."
     print(table)
     path = write_results(args.tag, {
-        "title": "Anchors: aekit vs pythae on the same network, data and budget (MNIST)",
+        "title": "Anchors: aekit vs pythae on the same network, data and budget (MNIST)"
+                 + (", VQ-VAE with one code per image on both sides" if args.vq_one_code else ""),
         "args": vars(args), "pythae": pythae_version, "pairs": {k: list(v[:4]) for k, v in PAIRS.items()},
         "rows": rows, "failed": failed, "loadavg_start": list(load_start), "loadavg_end": list(load_end),
         "total_seconds": round(time.perf_counter() - t_start, 1), "table": table}, quick=args.quick)

@@ -28,7 +28,10 @@ import torch
 from torch import nn
 
 
-def make_nets(latent: int, loss: str, variational: bool):
+def make_nets(latent: int, loss: str, variational: bool, one_code: bool = False):
+    """one_code (VQ-VAE): the encoder returns the code as (B, latent, 1, 1), so pythae's quantizer sees one
+    latent-dimensional vector per image (embedding_dim = latent), as aekit's vq does; a flat (B, latent) code
+    is reshaped by pythae to latent positions of one scalar each (embedding_dim = 1)."""
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
@@ -41,7 +44,8 @@ def make_nets(latent: int, loss: str, variational: bool):
 
         def forward(self, x):
             h = self.net(x)  # (B, 256)
-            out = ModelOutput(embedding=self.mu(h))  # (B, latent)
+            z = self.mu(h)  # (B, latent)
+            out = ModelOutput(embedding=z.reshape(*z.shape, 1, 1) if one_code else z)  # (B, latent[, 1, 1])
             if self.logvar is not None:
                 out["log_covariance"] = self.logvar(h)
             return out
@@ -53,7 +57,7 @@ def make_nets(latent: int, loss: str, variational: bool):
             self.net = nn.Sequential(*layers, *([nn.Sigmoid()] if loss == "bce" else []))
 
         def forward(self, z):
-            return ModelOutput(reconstruction=self.net(z).reshape(-1, 1, 28, 28))
+            return ModelOutput(reconstruction=self.net(z.flatten(1)).reshape(-1, 1, 28, 28))
 
     return Encoder(), Decoder()
 
@@ -68,7 +72,7 @@ def build(job: dict):
         base["reconstruction_loss"] = job["loss"]
     config_cls = getattr(pm, f"{cls_name}Config", None) or getattr(pm, f"{cls_name}_Config")  # VAEConfig, WAE_MMD_Config
     config = config_cls(**base, **kw)
-    enc, dec = make_nets(job["latent"], job["loss"], variational)
+    enc, dec = make_nets(job["latent"], job["loss"], variational, one_code=bool(job.get("one_code")))
     return getattr(pm, cls_name)(model_config=config, encoder=enc, decoder=dec), variational
 
 
