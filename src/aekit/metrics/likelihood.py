@@ -48,7 +48,8 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
 
         log p(x) >= log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x),
 
-    tight as K grows; -result is the test NLL reported in the VAE literature (K = 5000 there).
+    tight as K grows; -result is the test NLL reported in the VAE literature (K = 5000 there). p(z) is
+    N(0, I), or the learned prior of a regularizer that defines log_prior (kl_vamp: the VampPrior).
     Batched over K and over images (K * B <= max_batch_elements decoded at once) under no_grad.
     Returns the mean over images (float) or the (N,) tensor. progress: a bar over the images (default:
     when stderr is a terminal; see aekit.training.progress).
@@ -58,6 +59,8 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
     if k < 1:
         raise ValueError(f"k must be >= 1; got {k}")
     model.eval()
+    # the prior the model was trained with: a regularizer that defines log p(z) (kl_vamp), else N(0, I)
+    learned = next((r for r in getattr(model, "regularizers", {}).values() if hasattr(r, "log_prior")), None)
     gen = torch.Generator(device=x.device).manual_seed(seed)
     per_image = []
     batch = max(1, max_batch_elements // k)
@@ -78,7 +81,12 @@ def iwae_bound(model, x: torch.Tensor, *, k: int = 1000, max_batch_elements: int
             params = model.decoder(z.reshape(kk * b, d), skips)  # (kk * B, *shape)
             x_rep = xb.unsqueeze(0).expand(kk, *xb.shape).reshape(kk * b, *xb.shape[1:])
             log_px_z = -model.likelihood.nll(x_rep, params).view(kk, b)  # (kk, B)
-            log_pz = (-0.5 * (z**2 + math.log(2 * math.pi))).sum(-1)  # (kk, B) standard normal prior
+            if learned is None:
+                log_pz = (-0.5 * (z**2 + math.log(2 * math.pi))).sum(-1)  # (kk, B) standard normal prior
+            else:  # a learned prior (kl_vamp's mixture), in chunks: each z meets all of its components
+                zf = z.reshape(kk * b, d)
+                log_pz = torch.cat([learned.log_prior(zf[j:j + 4096], model)
+                                    for j in range(0, kk * b, 4096)]).view(kk, b)  # (kk, B)
             log_qz = post.log_prob(z)  # (kk, B)
             chunks.append((log_px_z + log_pz - log_qz).double())
         log_w = torch.cat(chunks)  # (K, B)
