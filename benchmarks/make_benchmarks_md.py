@@ -19,6 +19,9 @@ TITLES = {
     "train_throughput": "Training throughput and time to quality (1 thread; tutorial with its sigmoid output)",
     "train_throughput_cli_defaults": "Time to quality of what `aekit train ae --hidden 512,256 --latent-dim 32` builds "
                                      "(data-aware defaults) vs the tutorial loop, side by side (1 thread, idle machine)",
+    "odds_anomaly_validation_widths": "ODDS validation parts (5 seeds, the test parts untouched): the detector with the "
+                                      "4x-input width cap (aekit_detector, the default then) and without (est_wide); "
+                                      "the command path with the 1,000-step budget (aekit_cli) and with 10 epochs (cli_e10)",
     "train_throughput_second_edition": "Throughput of the second-edition trainer vs the tutorial loop: a 2-epoch run "
                                        "under load 3-5, throughput only (neither reaches SE 5.0 in 2 epochs)",
 }
