@@ -37,11 +37,12 @@ def train_sae(data, *, n_latents: int, activation: str = "topk", k: int | None =
               sparsity: float = 1e-3, threshold: float = 0.001, bandwidth: float = 0.001, aux_k: int | None = None,
               aux_weight: float = 1 / 32, dead_window: int = 1_000_000, epochs: int = 1, batch_size: int = 1024,
               lr: float = 1e-3, betas=(0.9, 0.999), schedule: str = "cosine", seed: int = 0, init_rows: int = 8192,
-              buffer_rows: int = 65536, chunk_rows: int = 4096, out_dir=None, resume: bool = False,
+              buffer_rows: int = 65536, chunk_rows: int = 4096, drop_last: bool = False, out_dir=None, resume: bool = False,
               val_data=None, progress: bool | None = False, run_info: dict | None = None,
               **train_options) -> tuple[SparseAutoencoder, TrainResult]:
     """Train an SAE of n_latents latents on data (an ActivationStore, its folder, or a (N, d) tensor of rows).
 
+    drop_last: a store's epoch ends with whole batches only (the last rows, fewer than a batch, skipped).
     The SAE options are SparseAutoencoder's; epochs, batch_size, lr, betas, schedule, seed and any
     other TrainConfig option (warmup_steps, max_time, device, checkpoint_every, ...) go to the Trainer.
     Returns (the SAE in eval mode, the TrainResult)."""
@@ -56,7 +57,7 @@ def train_sae(data, *, n_latents: int, activation: str = "topk", k: int | None =
         d = store.d
         buffer_rows = max(min(buffer_rows, len(store)), batch_size, chunk_rows)
         train = ShufflingBuffer(store, batch_size=batch_size, buffer_rows=buffer_rows, chunk_rows=chunk_rows,
-                                seed=seed)
+                                seed=seed, drop_last=drop_last)
     if not isinstance(init_rows, int) or isinstance(init_rows, bool) or init_rows < 1:
         raise ConfigError(f"init_rows must be a positive integer; got {init_rows!r}.")
     sae = SparseAutoencoder(d=d, n_latents=n_latents, activation=activation, k=k, l1=l1, sparsity=sparsity,
