@@ -43,7 +43,7 @@ from common import markdown, mnist_dir, write_results  # noqa: E402
 
 from aekit.data.load import load_data  # noqa: E402
 from aekit.errors import ShortRunWarning  # noqa: E402
-from aekit.tasks.sae import ActivationStore, capture, downstream_effect, fvu, train_sae  # noqa: E402
+from aekit.tasks.sae import capture, downstream_effect, fvu, train_sae  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "sae_external_worker.py"
 VENVS = {"dictionary_learning": "/tmp/venv-dictionary-learning", "sae_lens": "/tmp/venv-sae-lens"}
