@@ -37,8 +37,10 @@ def train_dictionary_learning(args, x):
     config = {"trainer": trainer, "steps": steps, "activation_dim": x.shape[1], "dict_size": args.latents, "k": args.k,
               "layer": 0, "lm_name": "mnist_mlp", "lr": args.lr, "warmup_steps": args.warmup, "seed": args.seed,
               "device": "cpu", "threshold_start_step": min(1000, steps // 4)}
-    data = batches(x, args.batch_size, args.epochs, args.seed)
-    holder = {}
+    # more passes than trained: normalize_activations first draws 100 batches for its norm estimate
+    per_epoch = x.shape[0] // args.batch_size
+    data = batches(x, args.batch_size, args.epochs + -(-100 // per_epoch), args.seed)
+    holder = {"updates": 0}
     t0 = time.perf_counter()
     # trainSAE builds the trainers itself; capture the instance through the class's __init__
     init = trainer.__init__
@@ -46,6 +48,13 @@ def train_dictionary_learning(args, x):
     def capture(self, *a, **kw):
         init(self, *a, **kw)
         holder["trainer"] = self
+        update = self.update
+
+        def counted(step, act):  # the optimizer steps it really takes
+            holder["updates"] += 1
+            return update(step, act)
+
+        self.update = counted
 
     trainer.__init__ = capture
     try:
@@ -54,6 +63,8 @@ def train_dictionary_learning(args, x):
         trainer.__init__ = init
     seconds = time.perf_counter() - t0
     ae = holder["trainer"].ae.eval()
+    if holder["updates"] != steps:
+        raise SystemExit(f"dictionary_learning took {holder['updates']} steps, not {steps}")
     return seconds, steps, (lambda rows: ae.encode(rows)), (lambda z: ae.decode(z))
 
 
