@@ -5,6 +5,14 @@
         def validation_step(self, batch) -> StepOutput
         def optimizer_groups(self) -> list[OptimizerGroup]                  # default: one group, every parameter
 
+Optional per-step hooks, called for each optimizer step of a group (name as above):
+
+        def before_optimizer_step(self, group: str) -> None   # after backward (and clipping), before the step
+        def after_optimizer_step(self, group: str) -> None    # after the step: re-impose a constraint
+
+(a sparse autoencoder removes the gradient along its decoder columns before the step and scales
+them back to unit norm after it; Bricken et al. 2023, Towards Monosemanticity).
+
 A batch is a tensor x, a tuple (x, y, ...) or a dict {"x": x, "y": y, ...}; labels travel in it.
 The Trainer never looks inside a batch except to move it to the device, to slice every tensor
 of in-memory data by the same permutation indices (`index_batch`) and to count its rows

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..registry import BOTTLENECKS
+from .jumprelu import jumprelu, step
 from .quantizers import FiniteScalarQuantizer, VectorQuantizer, batch_topk_mask
 
 CODE_ACTIVATIONS = {"none": nn.Identity, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -188,10 +189,13 @@ class TopKBottleneck(nn.Module):
         self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, D)
         self.latent_dim, self.k = latent_dim, k
 
-    def forward(self, h: torch.Tensor) -> Code:
-        a = self.linear(h)  # (B, D) pre-activations
+    def activate(self, a: torch.Tensor) -> torch.Tensor:
+        """Pre-activations a (B, D) -> the code (B, D): each row's k largest kept, the rest zeroed."""
         keep = torch.zeros_like(a).scatter_(1, a.topk(self.k, dim=1).indices, 1.0)  # (B, D): 1 at each row's top k
-        z = a * keep
+        return a * keep
+
+    def forward(self, h: torch.Tensor) -> Code:
+        z = self.activate(self.linear(h))  # (B, D) from the pre-activations
         return Code(z=z, mean=z)
 
 
@@ -217,7 +221,12 @@ class BatchTopKBottleneck(nn.Module):
         self.register_buffer("threshold_steps", torch.zeros((), dtype=torch.int64))  # batches seen
 
     def forward(self, h: torch.Tensor) -> Code:
-        a = torch.relu(self.linear(h))  # (B, D) non-negative pre-activations
+        z = self.activate(self.linear(h))
+        return Code(z=z, mean=z)
+
+    def activate(self, a: torch.Tensor) -> torch.Tensor:
+        """Pre-activations (B, D) -> the code (B, D) (in training: the batch's B*k largest; updates theta)."""
+        a = torch.relu(a)  # (B, D) non-negative pre-activations
         if self.training:
             keep = batch_topk_mask(a, self.k) & (a > 0)  # (B, D): the B*k largest of the batch (zeros dropped)
             if keep.any():
@@ -226,8 +235,7 @@ class BatchTopKBottleneck(nn.Module):
             keep = a > self.threshold  # batch-independent inference
         else:
             keep = torch.zeros_like(a, dtype=torch.bool).scatter_(1, a.topk(self.k, dim=1).indices, True)
-        z = a * keep
-        return Code(z=z, mean=z)
+        return a * keep
 
     @torch.no_grad()
     def _update_threshold(self, smallest_kept: torch.Tensor) -> None:
@@ -235,6 +243,47 @@ class BatchTopKBottleneck(nn.Module):
         g = self.threshold_decay if int(self.threshold_steps) > 0 else 0.0
         self.threshold.mul_(g).add_(smallest_kept.to(self.threshold.dtype), alpha=1 - g)
         self.threshold_steps += 1
+
+
+@BOTTLENECKS.register("jumprelu")
+class JumpReLUBottleneck(nn.Module):
+    """JumpReLU code: a = W h + b, z = a H(a - theta) with a learned threshold theta > 0 per unit (kept as
+    log theta); theta learns through straight-through pseudo-derivatives with a rectangle kernel of width
+    `bandwidth`, and `sparsity` > 0 adds sparsity * ||z||_0 (the same estimator) to each sample's loss.
+    Rajamanoharan et al. 2024, Jumping ahead: improving reconstruction fidelity with JumpReLU sparse autoencoders."""
+
+    provides = frozenset({"code", "sparse_code", "nonneg_code"})
+    examples = ({}, {"sparsity": 0.01, "threshold": 0.1, "bandwidth": 0.1})
+
+    def __init__(self, *, in_features: int, latent_dim: int, threshold: float = 0.001, bandwidth: float = 0.001,
+                 sparsity: float = 0.0) -> None:
+        super().__init__()
+        for name, value, low in (("threshold", threshold, 0.0), ("bandwidth", bandwidth, 0.0), ("sparsity", sparsity, None)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or (low is not None and not value > low) or (low is None and value < 0):
+                raise ConfigError(f"bottleneck 'jumprelu' {name} must be a {'positive' if low is not None else 'non-negative'} "
+                                  f"number; got {value!r}.")
+        self.linear = nn.Linear(in_features, latent_dim)  # (B, H) -> (B, D)
+        self.log_threshold = nn.Parameter(torch.full((latent_dim,), math.log(float(threshold))))  # (D,)
+        self.latent_dim, self.bandwidth, self.sparsity = latent_dim, float(bandwidth), float(sparsity)
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.log_threshold.exp()  # (D,)
+
+    def activate(self, a: torch.Tensor) -> torch.Tensor:
+        """Pre-activations a (B, D) -> a H(a - theta) (B, D)."""
+        return jumprelu(a, self.threshold, bandwidth=self.bandwidth)
+
+    def l0(self, a: torch.Tensor) -> torch.Tensor:
+        """(B,) the number of units above threshold, with the straight-through gradient to theta."""
+        return step(a, self.threshold, bandwidth=self.bandwidth).sum(-1)
+
+    def forward(self, h: torch.Tensor) -> Code:
+        a = self.linear(h)  # (B, D) pre-activations
+        z = self.activate(a)
+        aux = {"l0_penalty": self.sparsity * self.l0(a)} if self.sparsity > 0 else {}
+        return Code(z=z, mean=z, aux_losses=aux)
 
 
 @BOTTLENECKS.register("vq")

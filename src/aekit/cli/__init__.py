@@ -1,5 +1,5 @@
 """The `aekit` command: list, train, evaluate, encode, reconstruct, sample, interpolate, report,
-compare, demo; compress, decompress, denoise, detect, augment, disentangle, segment; export, explore.
+compare, demo; compress, decompress, denoise, detect, augment, disentangle, segment, sae; export, explore.
 
 Every error a user can cause ends the command with a one-line message and a non-zero exit
 code: 2 for usage errors (a bad option or argument, as argparse does: every ConfigError), 1 for
@@ -31,6 +31,7 @@ def make_parser() -> Parser:
     from .interpolate_cmd import add_interpolate_parser
     from .list_cmd import add_list_parser
     from .report_cmd import add_report_parsers
+    from .sae_cmd import add_sae_parser
     from .segment_cmd import add_segment_parser
     from .train_cmd import add_train_parser
 
@@ -51,6 +52,7 @@ def make_parser() -> Parser:
     add_augment_parser(sub)
     add_disentangle_parser(sub)
     add_segment_parser(sub)
+    add_sae_parser(sub)
     # elsewhere
     add_export_parser(sub)
     add_explore_parser(sub)

@@ -39,6 +39,10 @@ def add_explore_parser(sub) -> None:
     p.add_argument("--max-points", type=positive_int, default=MAX_POINTS,
                    help=f"samples drawn on the map, a seeded random subset (default: {MAX_POINTS})")
     p.add_argument("--seed", type=int, default=0, help="seed of that subset (default: %(default)s)")
+    p.add_argument("--sae", default=None, metavar="SAE_DIR",
+                   help="a sparse autoencoder of one of this model's layers ('aekit sae train'): adds the feature "
+                        "browser (each latent's firing rate and the samples that activate it most)")
+    p.add_argument("--sae-layer", default=None, help="the layer the SAE reads (default: the one its store recorded)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.set_defaults(func=run_explore)
 
@@ -52,7 +56,27 @@ def open_server(args):
     x, labels, _, what = run_data(info, source=args.data, data_dir=args.data_dir, model=model)
     state = ExploreState(model, x, labels, max_points=args.max_points, seed=args.seed,
                          title=f"{args.run_dir} on {what}")
+    if getattr(args, "sae", None):
+        state.features = sae_features(state, args.sae, layer=args.sae_layer)
     return make_server(state, args.host, args.port, verbose=args.verbose)
+
+
+def sae_features(state, sae_dir, *, layer=None):
+    """The feature browser of the SAE in sae_dir on the explorer's samples (layer: default the SAE's store's)."""
+    from pathlib import Path
+
+    from ..checkpoint import read_json
+    from ..errors import ConfigError
+    from ..tasks.explore.features import FeatureBrowser
+    from ..tasks.sae.model import load_sae
+
+    sae = load_sae(sae_dir)
+    run = Path(sae_dir) / "run.json"
+    meta = ((read_json(run).get("store") or {}).get("meta") or {}) if run.is_file() else {}
+    layer = layer or meta.get("layer")
+    if not layer:
+        raise ConfigError(f"{str(sae_dir)!r} records no layer; name it with --sae-layer.")
+    return FeatureBrowser(state, sae, layer=layer, layout=meta.get("layout") or "auto", name=str(sae_dir))
 
 
 def run_explore(args) -> int:

@@ -229,6 +229,13 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def is_batch_source(data) -> bool:
+    """A batch source gives whole batches itself: `epoch(e)` -> an iterator of batches (its order depends on e and
+    its own seed), `len()` batches per epoch, `rows` samples per epoch and `batch_size`."""
+    return callable(getattr(data, "epoch", None)) and hasattr(data, "rows") and hasattr(data, "batch_size") \
+        and hasattr(data, "__len__")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -303,6 +310,8 @@ class Trainer(CheckpointMixin):
         self.precisions = [self.precision] + [self.precision.fresh() for _ in self.groups[1:]]
         self._cast_terms = self.precision.dtype is not None  # bf16 / fp16 terms are summed in float32
         self._step_fn = getattr(self.model, "training_step", None)
+        self._before_opt = getattr(self.model, "before_optimizer_step", None)  # optional hooks of the step contract
+        self._after_opt = getattr(self.model, "after_optimizer_step", None)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
         self.binarize_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
         self.transform_gen = torch.Generator().manual_seed(self.cfg.seed + 4)  # batch_transform's random stream
@@ -452,19 +461,39 @@ class Trainer(CheckpointMixin):
                 item = self.batch_transform(item, self.transform_gen)
             yield item
 
+    def _source_batches(self, source, *, skip: int = 0):
+        """The batches of a batch source for the epoch in progress: source.epoch(e) depends only on its own seed and
+        e, so a run resumed inside an epoch regenerates the same order and passes over the batches already done."""
+        for index, item in enumerate(source.epoch(self.epoch)):
+            if index < skip:
+                continue
+            item = map_batch(item, lambda t: t.to(self.device, non_blocking=True))
+            if self.batch_transform is not None:
+                item = self.batch_transform(item, self.transform_gen)
+            yield item
+
     # ------------------------------------------------------------------ loop
     def fit(self, train, val=None, *, resume: bool = False, y_train=None, y_val=None) -> TrainResult:
         """Train on train and validate on val each epoch.
 
         train: in-memory data (a tensor x, a tuple (x, y, ...) or a dict {"x": x, ...} of tensors with equal
-        rows; NumPy arrays and pandas frames are converted) or a map-style Dataset (streamed). val: in-memory
+        rows; NumPy arrays and pandas frames are converted), a map-style Dataset (streamed) or a batch source
+        (`is_batch_source`: e.g. a ShufflingBuffer over an on-disk activation store, streamed). val: in-memory
         data of the same structure. y_train, y_val: labels (N,) of a conditional model given apart from x;
         they are packed into (x, y) batches (a Dataset yields (x, y) itself).
         """
         if isinstance(train, list):
             train = tuple(train)
         streaming = not (isinstance(train, (torch.Tensor, tuple, dict)) or is_array_like(train))
-        if streaming:
+        source = streaming and is_batch_source(train)
+        if source:  # a batch source (e.g. aekit.tasks.sae.ShufflingBuffer over an on-disk store): its own batches
+            if y_train is not None:
+                raise ConfigError("y_train applies to tensor training data; a batch source yields whole batches itself.")
+            if train.batch_size != self.cfg.batch_size:
+                raise ConfigError(f"the batch source gives batches of {train.batch_size} rows but batch_size is "
+                                  f"{self.cfg.batch_size}; make them equal.")
+            n_train = int(train.rows)
+        elif streaming:
             if not hasattr(train, "__len__") or not hasattr(train, "__getitem__"):
                 raise ConfigError(f"train must be a tensor or a map-style torch Dataset; got {type(train).__name__}.")
             if y_train is not None:
@@ -490,7 +519,7 @@ class Trainer(CheckpointMixin):
         if isinstance(val, torch.Tensor):
             y = self._labels(y_val, val.shape[0], "y_val")
             val = val if y is None else (val, y)
-        steps_per_epoch = math.ceil(n_train / self.cfg.batch_size)
+        steps_per_epoch = len(train) if source else math.ceil(n_train / self.cfg.batch_size)
         self._warn_about_size(n_train, steps_per_epoch)
         total = steps_per_epoch * self.cfg.epochs
         for i, (group, opt) in enumerate(zip(self.groups, self.optimizers)):
@@ -552,7 +581,10 @@ class Trainer(CheckpointMixin):
                 t0 = self._epoch_t0 = time.perf_counter()
                 skip = self._epoch_step
                 self._epoch_shuffle = self.shuffle_gen.get_state()  # a checkpoint inside this epoch redraws from here
-                batches = self._stream_batches(train, skip=skip) if streaming else self._batches(train, skip=skip)
+                if is_batch_source(train):
+                    batches = self._source_batches(train, skip=skip)
+                else:
+                    batches = self._stream_batches(train, skip=skip) if streaming else self._batches(train, skip=skip)
                 record = self._train_epoch(batches, steps_per_epoch)
                 train_seconds = time.perf_counter() - t0
                 samples = self._global_samples(self._epoch_samples)
@@ -661,7 +693,12 @@ class Trainer(CheckpointMixin):
         if self.cfg.grad_clip:
             prec.unscale_(opt)  # 16-mixed: the true gradients before their norm is clipped; else nothing
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
+        name = self.groups[index].name
+        if self._before_opt is not None:  # the module's own gradient edit (an SAE: no change along decoder columns)
+            self._before_opt(name)
         prec.step(opt)  # 16-mixed: skipped when a gradient overflowed, the loss scale updated; else opt.step()
+        if self._after_opt is not None:  # the module's constraint after every step (an SAE: unit-norm columns)
+            self._after_opt(name)
         if self.schedulers[index] is not None:  # the schedule follows this group's optimizer steps
             self.schedulers[index].step()
 

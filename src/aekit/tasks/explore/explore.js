@@ -179,6 +179,44 @@ async function interpolate() {
   } catch (err) { setStatus(String(err.message || err), true); }
 }
 
+// ---------------------------------------------------------------- feature browser (an SAE given with --sae)
+async function showFeature(latent) {
+  try {
+    const res = await api("/api/feature", { latent });
+    $("feature-latent").value = latent;
+    $("feature-info").textContent = `latent ${res.latent}: fires on ${(100 * res.firing_rate).toFixed(2)}% of ` +
+      `positions; ${res.top.length ? "the samples that activate it most:" : "it fires on none of these samples."}`;
+    const box = $("feature-top"); box.replaceChildren();
+    res.top.forEach((t) => {
+      const fig = document.createElement("figure"), c = document.createElement("canvas"), cap = document.createElement("figcaption");
+      c.width = 64; c.height = 64; drawImage(c, t.image);
+      cap.textContent = `#${t.index} ${t.value.toFixed(2)}` + (t.label === null ? "" : ` (${t.label})`);
+      fig.append(c, cap); box.append(fig);
+    });
+    box.dataset.latent = String(res.latent);
+  } catch (err) { $("feature-info").textContent = String(err.message || err); }
+}
+async function loadFeatures() {
+  const f = await api("/api/features");
+  S.features = f;
+  $("features-panel").hidden = false;
+  $("features-title").textContent = `${f.name} on layer ${f.layer}: ${f.n_latents} latents`;
+  const order = f.firing_rate.map((r, i) => i).sort((a, b) => f.firing_rate[b] - f.firing_rate[a]);
+  const dead = f.firing_rate.filter((r) => r === 0).length;
+  $("features-note").textContent = `Firing rate over ${f.rows} positions of these samples; ${dead} latent(s) never ` +
+    "fire here. Latents by firing rate (click one):";
+  const list = $("feature-list"); list.replaceChildren();
+  order.slice(0, 200).forEach((i) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = `${i}: ${(100 * f.firing_rate[i]).toFixed(1)}%`; b.dataset.latent = String(i);
+    b.addEventListener("click", () => showFeature(i));
+    list.append(b);
+  });
+  $("feature-latent").max = f.n_latents - 1;
+  $("feature-show").addEventListener("click", () => showFeature(Number($("feature-latent").value)));
+  await showFeature(order[0]);
+}
+
 // ---------------------------------------------------------------- start
 async function main() {
   const info = await api("/api/info");
@@ -218,6 +256,7 @@ async function main() {
   map.addEventListener("pointercancel", stop);
   $("interpolate").addEventListener("click", interpolate);
   requestDecode({ z: info.center });
+  if (info.features) await loadFeatures();
   document.body.dataset.ready = "1";
 }
 

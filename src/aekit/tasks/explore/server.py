@@ -4,6 +4,9 @@
     GET  /api/info          latent size, input shape, the 2-D map (points, labels), slider ranges
     POST /api/decode        {"z": [D numbers]} or {"point": [x, y]} -> {"z", "point", "image"}
     POST /api/interpolate   {"a": i, "b": j, "steps": n} -> {"images", "originals", "z", "points"}
+    GET  /api/features      the feature browser (a sparse autoencoder given with --sae): every latent's firing
+                            rate and largest activation (404 without an SAE)
+    POST /api/feature       {"latent": i} -> {"latent", "firing_rate", "top": [{"index", "value", "label", "image"}]}
 
 Every request is checked (validate.py) and a bad one gets a 4xx status with a JSON
 {"error": message}: unknown paths 404, wrong methods 405, oversized bodies 413, bad JSON or
@@ -39,8 +42,8 @@ from .state import ExploreState
 HERE = Path(__file__).resolve().parent
 STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/index.html": ("page.html", "text/html; charset=utf-8"),
           "/explore.js": ("explore.js", "text/javascript; charset=utf-8")}
-POST_ROUTES = ("/api/decode", "/api/interpolate")
-GET_ROUTES = tuple(STATIC) + ("/api/info",)
+POST_ROUTES = ("/api/decode", "/api/interpolate", "/api/feature")
+GET_ROUTES = tuple(STATIC) + ("/api/info", "/api/features")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 IDLE_SLICE = 0.2  # seconds: how often a worker waiting for a request's first byte checks for queued connections
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'"
@@ -173,7 +176,7 @@ class ExploreHandler(BaseHTTPRequestHandler):
                 raise v.RequestError(400, f"malformed request target {self.path[:100]!r} ({exc}).") from None
             if path not in GET_ROUTES + POST_ROUTES:
                 raise v.RequestError(404, f"no such path {path!r}; the API is GET /api/info, POST /api/decode, "
-                                          "POST /api/interpolate.")
+                                          "POST /api/interpolate, GET /api/features, POST /api/feature.")
             allowed = "POST" if path in POST_ROUTES else "GET, HEAD"
             if method not in allowed.split(", "):
                 if not self._consumed:
@@ -186,6 +189,14 @@ class ExploreHandler(BaseHTTPRequestHandler):
                 self._send(200, (HERE / name).read_bytes(), kind)
             elif path == "/api/info":
                 self._send(200, self.server.info_bytes, "application/json; charset=utf-8")
+            elif path == "/api/features":
+                if self.server.features_bytes is None:
+                    raise v.RequestError(404, "this explorer has no sparse autoencoder; start it with --sae SAE_DIR.")
+                self._send(200, self.server.features_bytes, "application/json; charset=utf-8")
+            elif path == "/api/feature":
+                features = self.server.state.features
+                latent = v.feature_request(self._body(("latent",)), features)
+                self._json(200, features.feature(latent))
             elif path == "/api/decode":
                 self._json(200, self._decode(self._body(("z", "point"))))
             else:
@@ -266,6 +277,8 @@ class ExploreServer(HTTPServer):
         self.verbose = verbose
         self.loopback = host in LOOPBACK_NAMES
         self.info_bytes = json.dumps(state.info(), separators=(",", ":")).encode()  # computed once
+        features = getattr(state, "features", None)
+        self.features_bytes = None if features is None else json.dumps(features.summary(), separators=(",", ":")).encode()
         self._queue: queue.Queue = queue.Queue()
         self._workers: list[threading.Thread] = []
         self._pending = 0

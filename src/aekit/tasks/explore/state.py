@@ -56,6 +56,7 @@ class ExploreState:
         span = np.maximum(hi - lo, 1e-3)
         self.slider_lo, self.slider_hi = lo - 0.25 * span, hi + 0.25 * span  # room to move past the data
         self.value_range = (float(self.x.min()), float(self.x.max()))
+        self.features = None  # a FeatureBrowser (features.py) when the explorer shows a sparse autoencoder
 
     # ------------------------------------------------------------------ projection
     def _fit_projection(self) -> None:
@@ -121,6 +122,8 @@ class ExploreState:
             "center": _plain(self.mean if self.projection == "pca" else self.codes.mean(axis=0)),
             "value_range": [round(v, ROUND) for v in self.value_range],
             "variant": (getattr(self.model, "config", {}) or {}).get("variant"),
+            "features": None if self.features is None else {"name": self.features.name, "layer": self.features.layer,
+                                                             "n_latents": self.features.n_latents},
         }
 
 

@@ -135,5 +135,14 @@ def interpolate_request(obj: dict, n_points: int) -> tuple[int, int, int]:
     return integer("a", obj["a"], 0, n_points - 1), integer("b", obj["b"], 0, n_points - 1), steps
 
 
+def feature_request(obj: dict, features) -> int:
+    """{"latent": i}: a latent of the feature browser's SAE (404 when the explorer has no SAE)."""
+    if features is None:
+        raise RequestError(404, "this explorer has no sparse autoencoder; start it with --sae SAE_DIR.")
+    if "latent" not in obj:
+        raise RequestError(400, f'"latent" (an integer in [0, {features.n_latents - 1}]) is required.')
+    return integer("latent", obj["latent"], 0, features.n_latents - 1)
+
+
 __all__ = ["MAX_BODY", "MAX_STEPS", "RequestError", "VALUE_LIMIT", "content_length", "content_type",
-           "decode_request", "integer", "interpolate_request", "number", "parse_object", "vector"]
+           "decode_request", "feature_request", "integer", "interpolate_request", "number", "parse_object", "vector"]

@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from ...axes.jumprelu import jumprelu, step  # noqa: F401  (re-exported: the SAE's JumpReLU pieces)
 from ...errors import ConfigError, DataError, ShapeError
 
 WEIGHT_NAMES = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
@@ -188,62 +189,6 @@ def auxk_loss(x: torch.Tensor, x_hat: torch.Tensor, pre_activations: torch.Tenso
         return err
     denom = (residual - residual.mean(0)).pow(2).sum(-1).mean()
     return torch.nan_to_num(err / denom, nan=0.0, posinf=0.0)
-
-
-# JumpReLU -----------------------------------------------------------------------------------------
-def _rectangle(u: torch.Tensor) -> torch.Tensor:
-    return (u.abs() < 0.5).to(u.dtype)
-
-
-class _JumpReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z, threshold, bandwidth):
-        ctx.save_for_backward(z, threshold)
-        ctx.bandwidth = bandwidth
-        return z * (z > threshold).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        z, threshold = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_z = grad * (z > threshold).to(grad.dtype)
-        grad_t = (grad * (-threshold / eps) * _rectangle((z - threshold) / eps)).sum_to_size(threshold.shape)
-        return grad_z, grad_t, None
-
-
-class _Step(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z, threshold, bandwidth):
-        ctx.save_for_backward(z, threshold)
-        ctx.bandwidth = bandwidth
-        return (z > threshold).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        z, threshold = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_t = (grad * (-1.0 / eps) * _rectangle((z - threshold) / eps)).sum_to_size(threshold.shape)
-        return torch.zeros_like(z), grad_t, None
-
-
-def _check_bandwidth(bandwidth) -> float:
-    if not (isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool) and math.isfinite(bandwidth) and bandwidth > 0):
-        raise ConfigError(f"bandwidth must be a positive number; got {bandwidth!r}.")
-    return float(bandwidth)
-
-
-def jumprelu(z: torch.Tensor, threshold: torch.Tensor, *, bandwidth: float) -> torch.Tensor:
-    """z * H(z - threshold), elementwise, threshold broadcast (e.g. (m,) against (N, m)).
-
-    Gradients: to z, H(z - threshold); to threshold, the straight-through pseudo-derivative
-    -(threshold / bandwidth) * K((z - threshold) / bandwidth) with the rectangle kernel K."""
-    return _JumpReLU.apply(z, threshold, _check_bandwidth(bandwidth))
-
-
-def step(z: torch.Tensor, threshold: torch.Tensor, *, bandwidth: float) -> torch.Tensor:
-    """H(z - threshold) (its sum over latents is the L0 penalty); gradient to threshold
-    -(1 / bandwidth) * K((z - threshold) / bandwidth), none to z."""
-    return _Step.apply(z, threshold, _check_bandwidth(bandwidth))
 
 
 __all__ = ["WEIGHT_NAMES", "activation_scale", "auxk_loss", "fold_activation_scale", "geometric_median",

@@ -257,6 +257,11 @@ class ShufflingBuffer:
         self.store, self.batch_size, self.buffer_rows, self.chunk_rows = store, batch_size, buffer_rows, chunk_rows
         self.seed, self.drop_last, self._next_epoch = int(seed), bool(drop_last), 0
 
+    @property
+    def rows(self) -> int:
+        """Rows per epoch (the trainer reads a ShufflingBuffer as a batch source: epoch(e), len, rows, batch_size)."""
+        return len(self.store) // self.batch_size * self.batch_size if self.drop_last else len(self.store)
+
     def __len__(self) -> int:
         """Batches per epoch."""
         n = len(self.store)
