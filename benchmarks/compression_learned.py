@@ -46,6 +46,8 @@ from aekit.tasks.compression import (LearnedCodec, bd_rate, compress, compress_l
 TRAIN_PHOTOS = ("astronaut", "brick", "coffee", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon",
                 "rocket", "retina", "sklearn:china", "sklearn:flower")
 TEST_PHOTOS = ("camera", "chelsea", "coins", "clock", "page", "text")
+LR, AUX_LR = 1e-3, 1e-2
+SIDE_PYTHON = Path("/tmp/venv-compressai/bin/python")
 
 
 def photo(name: str) -> np.ndarray:
@@ -64,36 +66,37 @@ def photo(name: str) -> np.ndarray:
     return np.asarray(Image.fromarray(a).convert("L")) if a.ndim == 3 else a.astype(np.uint8)
 
 
-def patches(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """(n, 1, size, size) random crops in [0, 1]."""
+def patches(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> np.ndarray:
+    """(n, 1, size, size) uint8 random crops (the learned codecs train on value / 255)."""
     rng = np.random.default_rng(seed)
-    out = np.empty((n, 1, size, size), dtype=np.float32)
+    out = np.empty((n, 1, size, size), dtype=np.uint8)
     for i in range(n):
         a = images[rng.integers(len(images))]
         r, c = rng.integers(a.shape[0] - size + 1), rng.integers(a.shape[1] - size + 1)
-        out[i, 0] = a[r:r + size, c:c + size] / 255.0
-    return torch.from_numpy(out)
+        out[i, 0] = a[r:r + size, c:c + size]
+    return out
 
 
-def build(bottleneck, *, size: int, channels: int, latent: int, seed: int = 0):
+def build(bottleneck, *, size: int, channels: int, latent: int, levels: int, seed: int = 0):
     return aekit.build(input_shape=(1, size, size), latent_dim=latent, seed=seed, bottleneck=bottleneck,
                        likelihood={"gaussian": {"sigma": 1.0}} if bottleneck != "deterministic" else None,
-                       backbone={"conv": {"channels": [channels, channels], "activation": "gdn",
+                       backbone={"conv": {"channels": [channels] * levels, "activation": "gdn",
                                           "fully_convolutional": bottleneck != "deterministic"}})
 
 
-def train(model, x: torch.Tensor, *, steps: int, seed: int = 0):
+def train(model, x: torch.Tensor, *, steps: int, batch: int, lr: float = LR, aux_lr: float = AUX_LR, seed: int = 0):
+    """The loop compressai_worker.py runs for CompressAI (same batches, optimizers and learning rates)."""
     aux = model.bottleneck.aux_parameters() if hasattr(model.bottleneck, "aux_parameters") else []
     main = [p for p in model.parameters() if all(p is not a for a in aux)]
-    opt = torch.optim.Adam(main, lr=1e-3)
-    aux_opt = torch.optim.Adam(aux, lr=1e-2) if aux else None
+    opt = torch.optim.Adam(main, lr=lr)
+    aux_opt = torch.optim.Adam(aux, lr=aux_lr) if aux else None
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model.train()
     for _ in range(steps):
-        batch = x[torch.randint(0, x.shape[0], (16,), generator=g)]
+        batch_x = x[torch.randint(0, x.shape[0], (batch,), generator=g)]
         opt.zero_grad()
-        model(batch).loss.backward()
+        model(batch_x).loss.backward()
         opt.step()
         if aux_opt is not None:
             aux_opt.zero_grad()
@@ -202,14 +205,43 @@ def summarise(codec: str, setting, rows: list[dict]) -> dict:
             "decode_ms": 1e3 * float(np.mean([r["decode_s"] for r in rows]))}
 
 
+def compressai_points(x_train_u8: np.ndarray, tests: list[np.ndarray], cfg: dict, tmp: Path) -> list[dict]:
+    """CompressAI's FactorizedPrior through benchmarks/compressai_worker.py in the side environment; the rate of a
+    file is the range-coded string plus a 4-byte header (height, width as 16-bit integers; CompressAI itself writes
+    no container)."""
+    import json
+    import subprocess
+
+    job, res = tmp / "compressai_job.npz", tmp / "compressai_out.npz"
+    np.savez(job, train=x_train_u8, config=json.dumps(cfg), **{f"test_{i}": a for i, a in enumerate(tests)})
+    t0 = time.perf_counter()
+    subprocess.run([str(SIDE_PYTHON), str(Path(__file__).parent / "compressai_worker.py"), str(job), str(res)],
+                   check=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    print(f"compressai worker: {time.perf_counter() - t0:.0f} s", flush=True)
+    out = np.load(res)
+    points = []
+    for k, lm in enumerate(cfg["lmbdas"]):
+        rows = []
+        for i, a in enumerate(tests):
+            payload = int(out[f"payload_{k}_{i}"])
+            rows.append({"bytes": payload + 4, "payload_bytes": payload, "encode_s": float(out[f"encode_{k}_{i}"]),
+                         "decode_s": float(out[f"decode_{k}_{i}"]), "pixels": a.size,
+                         **quality(a, out[f"dec_{k}_{i}"])})
+        points.append({**summarise("compressai_fp", lm, rows), "train_cpu_s": float(out[f"train_{k}"])})
+    return points
+
+
+ANCHORS = ("jpeg", "webp", "aekit_quantized", "compressai_fp")
+
+
 def bd_table(points: list[dict]) -> list[dict]:
     curves = {}
     for p in points:
         curves.setdefault(p["codec"], []).append(p)
     out = []
     for name, pts in curves.items():
-        for anchor in ("jpeg", "webp"):
-            if name == anchor or len(pts) < 2:
+        for anchor in ANCHORS:
+            if name == anchor or anchor not in curves or len(pts) < 2 or name in ("jpeg", "webp"):
                 continue
             row = {"codec": name, "anchor": anchor}
             for rate in ("bpp", "payload_bpp"):
@@ -225,43 +257,79 @@ def bd_table(points: list[dict]) -> list[dict]:
 
 
 def main() -> None:
+    import json
+    import os
+    import tempfile
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (two test photos cropped, few steps); no results file")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--no-compressai", action="store_true", help="skip CompressAI (no side environment)")
     args = ap.parse_args()
     quick = is_smoke()
     torch.set_num_threads(1)
-    size, channels, latent = (32, 8, 4) if quick else (64, 64, 32)
-    steps = args.steps or (30 if quick else 3000)
-    lmbdas = (100.0, 3000.0) if quick else (100.0, 300.0, 1000.0, 3000.0, 10000.0)
+    size, channels, latent, levels = (32, 8, 8, 2) if quick else (64, 64, 96, 4)
+    batch = 4 if quick else 8
+    steps = args.steps or (20 if quick else 1200)
+    # CompressAI's lambdas of its qualities 1, 3, 5, 7 (0.0018 ... 0.0932, on MSE of 8-bit values): loss per pixel
+    # bpp + lc * 255^2 * MSE = (bits + la * SSE / 2) / pixels with la = 2 * 255^2 * lc (aekit's Gaussian sigma 1)
+    lambdas_c = (0.0067, 0.0932) if quick else (0.0018, 0.0067, 0.025, 0.0932)
+    lmbdas = tuple(round(2 * 255**2 * lc, 1) for lc in lambdas_c)
     qualities = (10, 50, 90) if quick else tuple(range(5, 101, 5))
     bit_depths = (4, 6) if quick else (3, 4, 5, 6, 7, 8)
     test_names = TEST_PHOTOS[:2] if quick else TEST_PHOTOS
     tests = [photo(n) for n in test_names]
     if quick:
         tests = [a[:48, :56] for a in tests]  # small crops, any size
-    x_train = patches([photo(n) for n in (TRAIN_PHOTOS[:2] if quick else TRAIN_PHOTOS)], 64 if quick else 20000, size)
-    t_start = time.perf_counter()
+    x_u8 = patches([photo(n) for n in (TRAIN_PHOTOS[:2] if quick else TRAIN_PHOTOS)], steps * batch, size)
+    x_train = torch.from_numpy(x_u8).float() / 255  # (n, 1, P, P)
+    tmp = Path(tempfile.mkdtemp(prefix="aekit-bench-compression-"))
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    load = [os.getloadavg()]
     points = []
+    partial = tmp / "points.json"
+
+    def done(p):
+        points.append(p)
+        print(p, flush=True)
+        partial.write_text(json.dumps(points))
+
     for fmt in ("JPEG", "WEBP"):
         for q in qualities:
-            points.append(summarise(fmt.lower(), q, pillow_point(fmt, q, tests)))
+            done(summarise(fmt.lower(), q, pillow_point(fmt, q, tests)))
     for bottleneck in ("entropy", "hyperprior"):
         for lm in lmbdas:
-            model = train(build({bottleneck: {"lmbda": lm}}, size=size, channels=channels, latent=latent),
-                          x_train, steps=steps)
-            points.append(summarise(bottleneck, lm, learned_point(model, tests)))
-            print(points[-1], flush=True)
-    model = build("deterministic", size=size, channels=channels, latent=latent)
-    model = train(model, x_train, steps=steps)
+            model = build({bottleneck: {"lmbda": lm}}, size=size, channels=channels, latent=latent, levels=levels)
+            t0 = time.process_time()
+            model = train(model, x_train, steps=steps, batch=batch)
+            done({**summarise(bottleneck, lm, learned_point(model, tests)), "train_cpu_s": time.process_time() - t0})
+        load.append(os.getloadavg())
+    model = build("deterministic", size=size, channels=channels, latent=32, levels=levels)
+    t0 = time.process_time()
+    model = train(model, x_train, steps=steps, batch=batch)
+    train_s = time.process_time() - t0
     for bits in bit_depths:
         codec = fit_codec(model, x_train, bits=bits)
-        points.append(summarise("aekit_quantized", bits, today_point(model, codec, tests, size)))
+        done({**summarise("aekit_quantized", bits, today_point(model, codec, tests, size)), "train_cpu_s": train_s})
+    load.append(os.getloadavg())
+    cpu_main = time.process_time() - cpu_start
+    side = {"N": channels, "M": latent, "lmbdas": list(lmbdas), "steps": steps, "batch": batch, "lr": LR,
+            "aux_lr": AUX_LR, "seed": 0}
+    compressai_note = None
+    if args.no_compressai or not SIDE_PYTHON.exists():
+        compressai_note = f"not run: {'--no-compressai' if args.no_compressai else str(SIDE_PYTHON) + ' missing'}"
+    else:
+        for p in compressai_points(x_u8, tests, side, tmp):
+            done(p)
+        load.append(os.getloadavg())
     bd = bd_table(points)
     print(markdown(points, ["codec", "setting", "bpp", "payload_bpp", "psnr", "ms_ssim", "encode_ms", "decode_ms"]))
     print(markdown(bd, ["codec", "anchor", "bd_bpp_psnr", "bd_payload_bpp_psnr", "bd_bpp_ms_ssim", "bd_payload_bpp_ms_ssim"]))
-    config = {"patch": size, "channels": channels, "latent": latent, "steps": steps, "lmbdas": list(lmbdas),
-              "train_photos": list(TRAIN_PHOTOS), "test_photos": list(test_names), "seconds": time.perf_counter() - t_start}
+    config = {"patch": size, "channels": channels, "levels": levels, "latent": latent, "steps": steps, "batch": batch,
+              "lr": LR, "aux_lr": AUX_LR, "lmbdas": list(lmbdas), "compressai_lambdas": list(lambdas_c),
+              "compressai": side, "compressai_note": compressai_note, "train_photos": list(TRAIN_PHOTOS),
+              "test_photos": list(test_names), "seconds": time.perf_counter() - t_start,
+              "cpu_seconds_main": cpu_main, "loadavg": load}
     if not quick:
         print(write_results("compression_learned", {"config": config, "points": points, "bd_rate": bd}))
     else:

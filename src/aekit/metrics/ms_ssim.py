@@ -12,7 +12,10 @@ pytorch-msssim does) so that a fractional power stays real.
 
 Small images: the coarsest scale must still hold a whole 11 x 11 window, so an image whose smaller side is
 under 16 * 11 = 176 pixels gets fewer scales M = 1 + floor(log2(min(H, W) / 11)) (at least 1; under 11 pixels the
-window shrinks as in `ssim`), with the first M standard weights renormalised to sum to 1. The number used is
+window shrinks as in `ssim`), with the first M standard weights renormalised to sum to 1 (at M = 5 the published
+weights are used unchanged; they sum to 1.0001, as in pytorch-msssim 1.0.0, which agrees to 5e-6 on grayscale; its
+Gaussian window is built in float32. Colour: the terms are averaged over channels before the powers; pytorch-msssim
+takes the powers per channel, then the mean: the two differ slightly). The number used is
 `ms_ssim_scales(H, W)`; callers that report MS-SSIM of small images say so.
 """
 
@@ -36,11 +39,10 @@ def ms_ssim_scales(h: int, w: int, *, max_scales: int = len(WEIGHTS)) -> int:
     return max(1, min(max_scales, 1 + int(math.floor(math.log2(side / WINDOW)))))
 
 
-@torch.no_grad()
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
-            reduction: str = "mean") -> torch.Tensor | float:
-    """MS-SSIM of images (N, C, H, W) or (N, H, W); scales: default `ms_ssim_scales(H, W)`.
-    reduction: 'mean' -> float, 'none' -> (N,) tensor."""
+def ms_ssim_terms(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
+                  dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, list[float]]:
+    """The raw terms (cs_1, ..., cs_{M-1}, SSIM_M), (N, M), unclipped and differentiable, and their M weights.
+    x, y: (N, C, H, W) or (N, H, W)."""
     if x.shape != y.shape:
         raise ValueError(f"ms_ssim needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.dim() == 3:
@@ -51,15 +53,39 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales
     if not 1 <= m <= len(WEIGHTS) or min(x.shape[2:]) >> (m - 1) < 1:
         raise ValueError(f"scales must be from 1 to {len(WEIGHTS)} and leave at least one pixel; got {scales!r} "
                          f"for images of {tuple(x.shape[2:])}")
-    w = torch.tensor(WEIGHTS[:m], dtype=torch.float64)
-    w = w / w.sum()
-    x, y = x.double(), y.double()
-    out = torch.ones(x.shape[0], dtype=torch.float64)
+    # the published weights as they are (they sum to 1.0001, as in Wang et al. and pytorch-msssim) at 5 scales;
+    # fewer scales: the first m renormalised to sum to 1
+    w = list(WEIGHTS) if m == len(WEIGHTS) else [v / sum(WEIGHTS[:m]) for v in WEIGHTS[:m]]
+    x, y = x.to(dtype), y.to(dtype)
+    terms = []
     for j in range(m):
-        s, cs = ssim_maps(x, y, data_range=data_range, window=WINDOW)
-        term = (s if j == m - 1 else cs).flatten(1).mean(dim=1).clamp_min(0)  # (N,)
-        out = out * term ** w[j]
+        s, cs = ssim_maps(x, y, data_range=data_range, window=WINDOW, dtype=dtype)
+        terms.append((s if j == m - 1 else cs).flatten(1).mean(dim=1))  # (N,)
         if j < m - 1:
             x = torch.nn.functional.avg_pool2d(x, 2)  # (N, C, H/2, W/2), an odd last row/column dropped
             y = torch.nn.functional.avg_pool2d(y, 2)
+    return torch.stack(terms, dim=1), w  # (N, M)
+
+
+def combine_terms(terms: torch.Tensor, weights: list[float]) -> torch.Tensor:
+    """prod_j max(t_j, 0)^w_j, (N, M) -> (N,); a term <= 0 gives 0 with a zero (not NaN) gradient."""
+    safe = terms.clamp_min(torch.finfo(terms.dtype).tiny)  # the power's base away from 0: finite gradients
+    powered = torch.where(terms > 0, safe ** torch.tensor(weights, dtype=terms.dtype, device=terms.device),
+                          torch.zeros_like(terms))
+    return powered.prod(dim=1)
+
+
+def ms_ssim_per_image(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
+                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """MS-SSIM of each image pair, (N,), differentiable; x, y: (N, C, H, W) or (N, H, W)."""
+    terms, weights = ms_ssim_terms(x, y, data_range=data_range, scales=scales, dtype=dtype)
+    return combine_terms(terms, weights)
+
+
+@torch.no_grad()
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
+            reduction: str = "mean") -> torch.Tensor | float:
+    """MS-SSIM of images (N, C, H, W) or (N, H, W); scales: default `ms_ssim_scales(H, W)`.
+    reduction: 'mean' -> float, 'none' -> (N,) tensor."""
+    out = ms_ssim_per_image(x, y, data_range=data_range, scales=scales)
     return float(out.mean()) if reduction == "mean" else out

@@ -81,15 +81,16 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: i
 
 
 def ssim_maps(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
-              sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+              sigma: float = 1.5, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """(SSIM map, contrast-structure map), each (N, C, H', W') over the valid window positions of x, y (N, C, H, W):
-    SSIM = l * cs with l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2)."""
+    SSIM = l * cs with l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2).
+    Computed in `dtype` (float64 for the metrics; a training loss passes its own dtype) and differentiable."""
     c, h, w = x.shape[1:]
-    x, y = x.double(), y.double()
+    x, y = x.to(dtype), y.to(dtype)
     size = min(window, h, w)
     size = size if size % 2 == 1 else size - 1
     # skimage truncates the Gaussian at 3.5 sigma: window = 2 * int(3.5 * sigma + 0.5) + 1 = 11 for sigma = 1.5
-    kernel = _gaussian_window(size, sigma, x.dtype).expand(c, 1, size, size)
+    kernel = _gaussian_window(size, sigma, x.dtype).to(x.device).expand(c, 1, size, size)
     conv = lambda t: torch.nn.functional.conv2d(t, kernel, groups=c)  # noqa: E731  valid positions only
     mu_x, mu_y = conv(x), conv(y)
     sxx = conv(x * x) - mu_x**2
