@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import struct
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from aekit.errors import ConfigError  # noqa: E402
 from aekit.metrics import ms_ssim  # noqa: E402
 from aekit.tasks.compression import (LearnedCodec, bd_rate, compress, compress_learned, decompress,  # noqa: E402
                                      decompress_learned, fit_codec)
+from aekit.tasks.compression.rd_points import jpeg_payload, webp_payload  # noqa: E402
 
 TRAIN_PHOTOS = ("astronaut", "brick", "coffee", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon",
                 "rocket", "retina", "sklearn:china", "sklearn:flower")
@@ -115,30 +115,6 @@ def quality(a: np.ndarray, b: np.ndarray) -> dict:
 
 def to_u8(x: torch.Tensor) -> np.ndarray:
     return np.floor(x[0, 0].double().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def jpeg_payload(blob: bytes) -> int:
-    """Bytes of the entropy-coded scan(s): after the first SOS segment's header, before EOI."""
-    i = 2
-    while i < len(blob) - 4:
-        marker, length = blob[i + 1], struct.unpack(">H", blob[i + 2:i + 4])[0]
-        if marker == 0xDA:
-            return len(blob) - (i + 2 + length) - 2
-        i += 2 + length
-    return len(blob)
-
-
-def webp_payload(blob: bytes) -> int:
-    """Bytes of the VP8 (lossy: less its 10-byte frame header) or VP8L (less its 5-byte header) bitstream."""
-    i = 12
-    while i + 8 <= len(blob):
-        tag, size = blob[i:i + 4], struct.unpack("<I", blob[i + 4:i + 8])[0]
-        if tag == b"VP8 ":
-            return size - 10
-        if tag == b"VP8L":
-            return size - 5
-        i += 8 + size + (size & 1)
-    return len(blob)
 
 
 def pillow_point(fmt: str, q: int, tests: list[np.ndarray]) -> list[dict]:

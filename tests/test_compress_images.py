@@ -85,11 +85,8 @@ def test_benchmark_header_free_sizes_of_jpeg_and_webp():
     """The benchmark's payload parsers: a baseline JPEG's headers (tables fixed by Pillow's defaults) do not depend on
     the quality, and a simple lossy WebP is RIFF (12) + chunk header (8) + VP8 frame header (10) + payload."""
     import io
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from compression_learned import jpeg_payload, webp_payload
+    from aekit.tasks.compression.rd_points import jpeg_payload, webp_payload
 
     a = np.random.default_rng(0).integers(0, 256, size=(24, 40), dtype=np.uint8)
     heads = []
