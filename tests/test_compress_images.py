@@ -140,3 +140,7 @@ def test_fresh_cli_run_folder_in_folder_out(tmp_path, mode):
             assert im.mode == mode and im.size == (w, h)
     code, _, err = cli("decompress", run, tmp_path / "in", "--out", tmp_path / "dec2")  # PNGs, not containers
     assert code != 0 and "holds no .aekc files" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("decompress", run, tmp_path / "coded" / "a.aekc", "--out", tmp_path / "a.jpg")
+    assert code != 0 and "writes .png files" in err and "Traceback" not in err
+    code, _, err = cli("compress", run, "--images", src / "a.png", "--out", tmp_path / "a.png")
+    assert code != 0 and "writes .aekc files" in err and "Traceback" not in err
