@@ -30,9 +30,8 @@ from .likelihoods import Likelihood
 
 @LIKELIHOODS.register("ms_ssim")
 class MSSSIMDistortion(Likelihood):
-    """D = H * W * (1 - MS-SSIM(x, x_hat)) per image; the decoder outputs the image.
-    Wang, Simoncelli & Bovik 2003, Multiscale structural similarity for image quality assessment;
-    Balle et al. 2018, Variational image compression with a scale hyperprior (MS-SSIM-optimized models)."""
+    """D = H * W * (1 - MS-SSIM(x, x_hat)) per image (loss / pixels = bpp + lambda * (1 - MS-SSIM)).
+    Wang, Simoncelli & Bovik 2003, Multiscale structural similarity for image quality assessment."""
 
     name = "ms_ssim"
     provides = frozenset({"image_distortion"})
