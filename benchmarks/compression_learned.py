@@ -316,6 +316,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--no-compressai", action="store_true", help="skip CompressAI (no side environment)")
     ap.add_argument("--retable", action="store_true", help="only recompute the table of the existing results file")
+    ap.add_argument("--reuse", default=None, metavar="POINTS_JSON",
+                    help="points.json of an interrupted run (same settings): its points are kept, not recomputed")
+    ap.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
+                    help="start no new learned model after this many seconds (the skipped ones are recorded)")
     args = ap.parse_args()
     if args.retable:
         return retable()
@@ -339,50 +343,70 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="aekit-bench-compression-"))
     t_start, cpu_start = time.perf_counter(), time.process_time()
     load = [os.getloadavg()]
-    points = []
+    points = json.loads(Path(args.reuse).read_text()) if args.reuse else []
+    have = {(p["codec"], p["setting"]) for p in points}
+    skipped = []
     partial = tmp / "points.json"
+    print(f"partial points: {partial}", flush=True)
 
     def done(p):
         points.append(p)
         print(p, flush=True)
         partial.write_text(json.dumps(points))
 
+    def may_start(what) -> bool:
+        if args.stop_after is not None and time.perf_counter() - t_start > args.stop_after:
+            skipped.append(what)
+            return False
+        return True
+
     for fmt in ("JPEG", "WEBP"):
         for q in qualities:
-            done(summarise(fmt.lower(), q, pillow_point(fmt, q, tests)))
-    for bottleneck in ("entropy", "hyperprior"):
+            if (fmt.lower(), q) not in have:
+                done(summarise(fmt.lower(), q, pillow_point(fmt, q, tests)))
+
+    def learned(bottleneck):
         for lm in lmbdas:
+            if (bottleneck, lm) in have or not may_start(f"{bottleneck} {lm}"):
+                continue
             model = build({bottleneck: {"lmbda": lm}}, size=size, channels=channels, latent=latent, levels=levels)
             t0 = time.process_time()
             model = train(model, x_train, steps=steps, batch=batch)
             done({**summarise(bottleneck, lm, learned_point(model, tests)), "train_cpu_s": time.process_time() - t0})
         load.append(os.getloadavg())
-    model = build("deterministic", size=size, channels=channels, latent=32, levels=levels)
-    t0 = time.process_time()
-    model = train(model, x_train, steps=steps, batch=batch)
-    train_s = time.process_time() - t0
-    for bits in bit_depths:
-        codec = fit_codec(model, x_train, bits=bits)
-        done({**summarise("aekit_quantized", bits, today_point(model, codec, tests, size)), "train_cpu_s": train_s})
-    load.append(os.getloadavg())
-    cpu_main = time.process_time() - cpu_start
-    side = {"N": channels, "M": latent, "lmbdas": list(lmbdas), "steps": steps, "batch": batch, "lr": LR,
-            "aux_lr": AUX_LR, "seed": 0}
+
+    learned("entropy")
+    if not any(p["codec"] == "aekit_quantized" for p in points) and may_start("aekit_quantized"):
+        model = build("deterministic", size=size, channels=channels, latent=32, levels=levels)
+        t0 = time.process_time()
+        model = train(model, x_train, steps=steps, batch=batch)
+        train_s = time.process_time() - t0
+        for bits in bit_depths:
+            codec = fit_codec(model, x_train, bits=bits)
+            done({**summarise("aekit_quantized", bits, today_point(model, codec, tests, size)), "train_cpu_s": train_s})
+        load.append(os.getloadavg())
+    side = {"N": channels, "M": latent, "lmbdas": [lm for lm in lmbdas if ("compressai_fp", lm) not in have],
+            "steps": steps, "batch": batch, "lr": LR, "aux_lr": AUX_LR, "seed": 0}
     compressai_note = None
     if args.no_compressai or not SIDE_PYTHON.exists():
         compressai_note = f"not run: {'--no-compressai' if args.no_compressai else str(SIDE_PYTHON) + ' missing'}"
-    else:
+    elif side["lmbdas"] and may_start("compressai_fp"):
         for p in compressai_points(x_u8, tests, side, tmp):
             done(p)
         load.append(os.getloadavg())
+    learned("hyperprior")
+    cpu_main = time.process_time() - cpu_start
     bd = bd_table(points)
     print(markdown(points, ["codec", "setting", "bpp", "payload_bpp", "psnr", "ms_ssim", "encode_ms", "decode_ms"]))
     print(markdown(bd, ["codec", "anchor", "bd_bpp_psnr", "bd_payload_bpp_psnr", "bd_bpp_ms_ssim", "bd_payload_bpp_ms_ssim"]))
+    train_cpu = sum(p.get("train_cpu_s", 0.0) for p in points if p["codec"] != "aekit_quantized")
+    train_cpu += next((p["train_cpu_s"] for p in points if p["codec"] == "aekit_quantized"), 0.0)
     config = {"patch": size, "channels": channels, "levels": levels, "latent": latent, "steps": steps, "batch": batch,
               "lr": LR, "aux_lr": AUX_LR, "lmbdas": list(lmbdas), "compressai_lambdas": list(lambdas_c),
-              "compressai": side, "compressai_note": compressai_note, "train_photos": list(TRAIN_PHOTOS),
-              "test_photos": list(test_names), "seconds": time.perf_counter() - t_start,
-              "cpu_seconds_main": cpu_main, "loadavg": load}
+              "compressai": {**side, "lmbdas": list(lmbdas)}, "compressai_note": compressai_note,
+              "train_photos": list(TRAIN_PHOTOS), "test_photos": list(test_names), "seconds": time.perf_counter() - t_start,
+              "cpu_seconds_main": cpu_main, "train_cpu_seconds_all_models": train_cpu, "reused": args.reuse,
+              "skipped_for_time": skipped, "loadavg": load}
     if not quick:
         print(write_results("compression_learned", tabulate({"config": config, "points": points, "bd_rate": bd})))
     else:
