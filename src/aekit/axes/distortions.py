@@ -28,6 +28,7 @@ from ..metrics.ms_ssim import WEIGHTS, combine_terms, ms_ssim_terms
 from ..registry import LIKELIHOODS
 from .likelihoods import Likelihood
 
+
 @LIKELIHOODS.register("ms_ssim")
 class MSSSIMDistortion(Likelihood):
     """D = H * W * (1 - MS-SSIM(x, x_hat)) per image (loss / pixels = bpp + lambda * (1 - MS-SSIM)).
