@@ -24,7 +24,7 @@ import math
 import torch
 
 from ..errors import ConfigError
-from ..metrics.ms_ssim import WEIGHTS, combine_terms, ms_ssim_terms
+from .structural_similarity import WEIGHTS, combine_terms, ms_ssim_terms
 from ..registry import LIKELIHOODS
 from .likelihoods import Likelihood
 
