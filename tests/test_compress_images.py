@@ -85,11 +85,8 @@ def test_benchmark_header_free_sizes_of_jpeg_and_webp():
     """The benchmark's payload parsers: a baseline JPEG's headers (tables fixed by Pillow's defaults) do not depend on
     the quality, and a simple lossy WebP is RIFF (12) + chunk header (8) + VP8 frame header (10) + payload."""
     import io
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from compression_learned import jpeg_payload, webp_payload
+    from aekit.tasks.compression.rd_points import jpeg_payload, webp_payload
 
     a = np.random.default_rng(0).integers(0, 256, size=(24, 40), dtype=np.uint8)
     heads = []
@@ -106,3 +103,44 @@ def test_benchmark_header_free_sizes_of_jpeg_and_webp():
     size = int.from_bytes(blob[16:20], "little")
     assert blob[12:16] == b"VP8 " and len(blob) == 20 + size + (size & 1)  # one chunk, padded to even length
     assert webp_payload(blob) == size - 10
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_fresh_cli_run_folder_in_folder_out(tmp_path, mode):
+    """A run trained from the command line on a PNG folder (rate + lambda * (1 - MS-SSIM)), then compress a folder of
+    other sizes (odd ones too) and decompress it back to PNGs of the same sizes and mode."""
+    from aekit.cli import main
+
+    rng = np.random.default_rng(0)
+    train = tmp_path / "train"
+    train.mkdir()
+    shape = (12, 14) if mode == "L" else (12, 14, 3)
+    for i in range(6):
+        PIL.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8), mode=mode).save(train / f"t{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "ae", "--data", str(train), "--out", str(run), "--epochs", "1", "--quiet", "--latent-dim", "3",
+                 "--backbone", "conv:fully_convolutional=true,activation=gdn", "--channels", "4,4",
+                 "--bottleneck", "entropy", "--lambda", "8", "--likelihood", "ms_ssim"]) == 0
+    assert aekit.load(run).config["likelihood"] == {"ms_ssim": {}}
+    src = tmp_path / "in"
+    src.mkdir()
+    sizes = {"a": (17, 9), "b": (31, 40)}
+    for name, (h, w) in sizes.items():
+        PIL.fromarray(rng.integers(0, 256, size=(h, w) if mode == "L" else (h, w, 3), dtype=np.uint8),
+                      mode=mode).save(src / f"{name}.png")
+    code, out, err = cli("compress", run, "--images", src, "--out", tmp_path / "coded", "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert [r["file"].endswith(".aekc") for r in stats["images"]] == [True, True]
+    assert all(r["bpp"] > r["payload_bpp"] > 0 and 0 <= r["ms_ssim"] <= 1 for r in stats["images"])
+    code, _, err = cli("decompress", run, tmp_path / "coded", "--out", tmp_path / "dec")
+    assert code == 0, err
+    for name, (h, w) in sizes.items():
+        with PIL.open(tmp_path / "dec" / f"{name}.png") as im:
+            assert im.mode == mode and im.size == (w, h)
+    code, _, err = cli("decompress", run, tmp_path / "in", "--out", tmp_path / "dec2")  # PNGs, not containers
+    assert code != 0 and "holds no .aekc files" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("decompress", run, tmp_path / "coded" / "a.aekc", "--out", tmp_path / "a.jpg")
+    assert code != 0 and "writes .png files" in err and "Traceback" not in err
+    code, _, err = cli("compress", run, "--images", src / "a.png", "--out", tmp_path / "a.png")
+    assert code != 0 and "writes .aekc files" in err and "Traceback" not in err

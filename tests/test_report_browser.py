@@ -76,3 +76,32 @@ def test_comparison_page_fits_its_cards(pages, browser, tmp_path_factory):
     assert height["latent-space"] < 1200, height  # 6 scatter plots in rows, not a 6000-px column
     assert "PCA (baseline)" in page.inner_text("#metrics")
     page.close()
+
+
+def test_compression_section_renders_and_its_data_parses(browser, tmp_path):
+    """A rate-trained model's compression section in a page: the R-D figure loads, the JSON data parses in the
+    browser and holds the JPEG / WebP curves and the run's point."""
+    import torch
+
+    import aekit
+    from aekit.tasks.compression.rd_points import rate_distortion
+    from aekit.viz import templates as T
+    from aekit.viz.compression import DATA_ID, SECTION_ID, TITLE, compression_html
+
+    model = aekit.build(input_shape=(1, 12, 12), latent_dim=3, seed=0, bottleneck="entropy",
+                        backbone={"conv": {"channels": [4], "activation": "gdn", "fully_convolutional": True}}).eval()
+    x = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    html = T.page(title="rd", subtitle="", sections=[(SECTION_ID, TITLE, compression_html(
+        rate_distortion(model, x, qualities=(20, 60, 90))))])
+    out = tmp_path / "rd.html"
+    out.write_text(html)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(out.resolve().as_uri(), wait_until="load")
+    images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+    assert images and all(ok and width > 0 for ok, width in images)
+    data = page.evaluate(f"JSON.parse(document.getElementById('{DATA_ID}').textContent)")
+    assert [p["setting"] for p in data["jpeg"]] == [20, 60, 90] and len(data["webp"]) == 3 and data["run"]["bpp"] > 0
+    assert errors == []
+    page.close()

@@ -12,28 +12,26 @@ pytorch-msssim does) so that a fractional power stays real.
 
 Small images: the coarsest scale must still hold a whole 11 x 11 window, so an image whose smaller side is
 under 16 * 11 = 176 pixels gets fewer scales M = 1 + floor(log2(min(H, W) / 11)) (at least 1; under 11 pixels the
-window shrinks as in `ssim`), with the first M standard weights renormalised to sum to 1. The number used is
+window shrinks as in `ssim`), with the first M standard weights renormalised to sum to 1 (at M = 5 the published
+weights are used unchanged; they sum to 1.0001, as in pytorch-msssim 1.0.0, which agrees to 5e-6 on grayscale; its
+Gaussian window is built in float32. Colour: the terms are averaged over channels before the powers; pytorch-msssim
+takes the powers per channel, then the mean: the two differ slightly). The number used is
 `ms_ssim_scales(H, W)`; callers that report MS-SSIM of small images say so.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .reconstruction import ssim_maps
-
-WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, Table / section 3.2
-WINDOW = 11
+from ..axes.structural_similarity import (WEIGHTS, WINDOW, combine_terms, ms_ssim_scales,  # noqa: F401
+                                       ms_ssim_terms)
 
 
-def ms_ssim_scales(h: int, w: int, *, max_scales: int = len(WEIGHTS)) -> int:
-    """Scales M such that the coarsest (min(h, w) / 2^(M-1)) still holds an 11-pixel window; 1 <= M <= 5."""
-    side = min(int(h), int(w))
-    if side < 2 * WINDOW:
-        return 1
-    return max(1, min(max_scales, 1 + int(math.floor(math.log2(side / WINDOW)))))
+def ms_ssim_per_image(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
+                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """MS-SSIM of each image pair, (N,), differentiable; x, y: (N, C, H, W) or (N, H, W)."""
+    terms, weights = ms_ssim_terms(x, y, data_range=data_range, scales=scales, dtype=dtype)
+    return combine_terms(terms, weights)
 
 
 @torch.no_grad()
@@ -41,25 +39,5 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales
             reduction: str = "mean") -> torch.Tensor | float:
     """MS-SSIM of images (N, C, H, W) or (N, H, W); scales: default `ms_ssim_scales(H, W)`.
     reduction: 'mean' -> float, 'none' -> (N,) tensor."""
-    if x.shape != y.shape:
-        raise ValueError(f"ms_ssim needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dim() == 3:
-        x, y = x.unsqueeze(1), y.unsqueeze(1)
-    if x.dim() != 4:
-        raise ValueError(f"ms_ssim needs images (N, C, H, W) or (N, H, W); got shape {tuple(x.shape)}")
-    m = ms_ssim_scales(*x.shape[2:]) if scales is None else int(scales)
-    if not 1 <= m <= len(WEIGHTS) or min(x.shape[2:]) >> (m - 1) < 1:
-        raise ValueError(f"scales must be from 1 to {len(WEIGHTS)} and leave at least one pixel; got {scales!r} "
-                         f"for images of {tuple(x.shape[2:])}")
-    w = torch.tensor(WEIGHTS[:m], dtype=torch.float64)
-    w = w / w.sum()
-    x, y = x.double(), y.double()
-    out = torch.ones(x.shape[0], dtype=torch.float64)
-    for j in range(m):
-        s, cs = ssim_maps(x, y, data_range=data_range, window=WINDOW)
-        term = (s if j == m - 1 else cs).flatten(1).mean(dim=1).clamp_min(0)  # (N,)
-        out = out * term ** w[j]
-        if j < m - 1:
-            x = torch.nn.functional.avg_pool2d(x, 2)  # (N, C, H/2, W/2), an odd last row/column dropped
-            y = torch.nn.functional.avg_pool2d(y, 2)
+    out = ms_ssim_per_image(x, y, data_range=data_range, scales=scales)
     return float(out.mean()) if reduction == "mean" else out

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from ..axes.structural_similarity import ssim_maps  # noqa: F401  (the SSIM maps live with the distortion)
+
 
 @torch.no_grad()
 def reconstruction_metrics(x: torch.Tensor, x_hat: torch.Tensor, *, peak: float | None = None) -> dict:
@@ -45,13 +47,6 @@ def reconstruction_metrics(x: torch.Tensor, x_hat: torch.Tensor, *, peak: float 
     return out
 
 
-def _gaussian_window(size: int, sigma: float, dtype) -> torch.Tensor:
-    coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]  # (size, size)
-
-
 @torch.no_grad()
 def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
          reduction: str = "mean") -> torch.Tensor | float:
@@ -78,23 +73,3 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: i
     s, _ = ssim_maps(x, y, data_range=data_range, window=window, sigma=sigma)
     per_image = s.flatten(1).mean(dim=1)  # (N,)
     return float(per_image.mean()) if reduction == "mean" else per_image
-
-
-def ssim_maps(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
-              sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """(SSIM map, contrast-structure map), each (N, C, H', W') over the valid window positions of x, y (N, C, H, W):
-    SSIM = l * cs with l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2)."""
-    c, h, w = x.shape[1:]
-    x, y = x.double(), y.double()
-    size = min(window, h, w)
-    size = size if size % 2 == 1 else size - 1
-    # skimage truncates the Gaussian at 3.5 sigma: window = 2 * int(3.5 * sigma + 0.5) + 1 = 11 for sigma = 1.5
-    kernel = _gaussian_window(size, sigma, x.dtype).expand(c, 1, size, size)
-    conv = lambda t: torch.nn.functional.conv2d(t, kernel, groups=c)  # noqa: E731  valid positions only
-    mu_x, mu_y = conv(x), conv(y)
-    sxx = conv(x * x) - mu_x**2
-    syy = conv(y * y) - mu_y**2
-    sxy = conv(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    cs = (2 * sxy + c2) / (sxx + syy + c2)
-    return (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs, cs

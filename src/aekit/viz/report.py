@@ -2,8 +2,8 @@
 
 Sections (HTML ids): metrics, config (the key settings; every recorded option folded), diagnostics, then every plot that applies to the variant:
 reconstructions, loss-curves, latent-space (+ latent-space-tsne), manifold, traversals, traversals-by-kl (VAEs),
-interpolations, samples, kl-per-unit, code-histogram, denoising, and not-shown (what was left
-out and why). Image plots need an image model; decoding plots a decoder without U-Net skips;
+interpolations, samples, kl-per-unit, code-histogram, denoising, compression (a rate-trained run: its
+rate-distortion point beside JPEG and WebP, viz/compression.py), and not-shown (what was left out and why). Image plots need an image model; decoding plots a decoder without U-Net skips;
 samples and KL a VAE; the histogram a sparse model; denoising a corruption.
 
     from aekit.viz.report import write_report
@@ -23,6 +23,7 @@ from ..training.runs import load_run, run_data
 from . import templates as T
 from .curves import plot_code_histogram, plot_kl_per_unit, plot_loss_curves, read_history
 from .diagnostics import GROUPS, diagnose, encode_codes
+from .compression import TITLE
 from .figures import png_bytes
 from .images import (has_corruption, is_image_model, plot_denoising, plot_interpolations, plot_reconstructions,
                      plot_samples)
@@ -131,6 +132,17 @@ def plot_sections(ctx: Context) -> tuple[list[tuple[str, str, str]], dict[str, s
     return shown, skipped
 
 
+def compression_section(model, x: torch.Tensor) -> tuple[str, str, str] | str:
+    """(id, title, body) of the compression section, or the reason it is left out."""
+    from ..tasks.compression.rd_points import rate_distortion
+    from .compression import SECTION_ID, compression_html, why_not_compression
+
+    reason = why_not_compression(model, x)
+    if reason:
+        return reason
+    return SECTION_ID, TITLE, compression_html(rate_distortion(model, x))
+
+
 def diagnostics_html(diag: dict) -> str:
     if not diag:
         return '<p class="note">No diagnostics.</p>'
@@ -199,6 +211,11 @@ def build_report(run_dir, *, data: str | None = None, data_dir: str | None = Non
     ctx = Context(model=model, x=x, y=y, z=encode_codes(model, x), history=read_history(run_dir),
                   kl_per_unit=metrics.get("kl_per_unit"), tsne=tsne, seed=seed)
     shown, skipped = plot_sections(ctx)
+    compression = compression_section(model, x)  # a rate-trained run: its R-D point beside JPEG and WebP
+    if isinstance(compression, str):
+        skipped[TITLE] = compression
+    else:
+        shown.append(compression)
     metric_items = {k: v for k, v in metrics.items() if k != "kl_per_unit"}
     sections = [("metrics", "Metrics", f"<p class='note'>On {T.esc(what)}.</p>{T.kv_table(metric_items)}"),
                 ("config", "Configuration", config_html(model, info)),

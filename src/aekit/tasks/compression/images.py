@@ -84,6 +84,8 @@ def image_quality(x: torch.Tensor, x_hat: torch.Tensor) -> dict:
 
 def _out_files(inputs: list[Path], out, suffix: str, *, single_ok: bool) -> list[Path]:
     out = Path(out)
+    if out.suffix.lower() in (*IMAGE_SUFFIXES, ".aekc") and out.suffix.lower() != suffix and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: this writes {suffix} files; give a {suffix} file (one input) or a folder.")
     if len(inputs) == 1 and single_ok and out.suffix.lower() == suffix:
         out.parent.mkdir(parents=True, exist_ok=True)
         return [out]
