@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, written outside benchmarks/results")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=32, help="passes over the 65,536 training rows (128 steps each)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", ShortRunWarning)
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
         dim, n_features, p, n_train, latents, k, epochs, seeds = 8, 16, 0.1, 2048, 32, 2, 2, 1
         sweeps = {"jumprelu": [0.05], "relu": [0.05]}
     else:
-        dim, n_features, p, n_train, latents, k, epochs, seeds = 32, 128, 0.03, 65536, 256, 4, 8, args.seeds
+        dim, n_features, p, n_train, latents, k, epochs, seeds = 32, 128, 0.03, 65536, 256, 4, args.epochs, args.seeds
         sweeps = {"jumprelu": [0.03, 0.1, 0.3], "relu": [0.03, 0.1, 0.3]}
     batch, lr = 512, 3e-3
     rows, t_all = [], time.perf_counter()
