@@ -164,3 +164,14 @@ def test_report_leads_with_metrics_then_the_settings_that_matter(runs, tmp_path)
     assert keys[:3] == ["variant", "input_shape", "latent_dim"] and "epochs" in keys and "data" in keys
     assert len(keys) <= 20 and "keep_checkpoints" not in keys and "num_workers" not in keys
     assert "keep_checkpoints" in rest and "Every recorded option" in rest  # all of it, folded away
+
+
+def test_report_of_a_run_with_a_single_test_row(tmp_path):
+    """12 rows leave one held-out row: no interpolation line and no projection to draw, a report all the same."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((12, 6)).astype(np.float32))
+    code, _, err = cli("train", "ae", "--data", tmp_path / "x.npy", "--out", tmp_path / "run", "--epochs", "2",
+                       "--quiet")
+    assert code == 0, err
+    code, _, err = cli("report", tmp_path / "run", "--out", tmp_path / "r.html")
+    assert code == 0, err
+    assert (tmp_path / "r.html").stat().st_size > 1000

@@ -161,7 +161,7 @@ def diagnose(model, x_train: torch.Tensor, x_test: torch.Tensor, *, y_train=None
             word = "clear clusters" if s > 0.5 else ("some cluster structure" if s > 0.1 else "classes overlap")
             out["silhouette"] = _entry("separability", s, f"{word} (silhouette of test codes by label, -1..1; "
                                                           "above 0.5 clear clusters, near 0 overlapping)")
-    if not model.uses_skips:
+    if not model.uses_skips and len(z_test) >= 2:  # lines between two test codes: one code has none
         cont = continuity(model, z_test, seed=seed)
         j, p = cont["jump_ratio"], cont["path_ratio"]
         out["jump_ratio"] = _entry("continuity", j, (

@@ -35,6 +35,8 @@ def project_2d(codes, *, method: str = "pca", seed: int = 0) -> tuple[np.ndarray
         return np.stack([z[:, 0], jitter], axis=1), ("z[0]", "jitter")
     if d == 2:
         return z, ("z[0]", "z[1]")
+    if n < 2:  # one code: no direction of variance to project on; its first two units
+        return z[:, :2], ("z[0]", "z[1]")
     if method == "tsne":
         from sklearn.manifold import TSNE
 
