@@ -30,6 +30,22 @@ from aekit.errors import ShortRunWarning  # noqa: E402
 from aekit.tasks.sae import feature_recovery, fvu, l0, superposition_data, train_sae  # noqa: E402
 
 
+def summarize(rows: list[dict], seeds: int) -> tuple[list[dict], str]:
+    """Mean over seeds of every (sae, coefficient) setting, and the markdown of it and of every run."""
+    summary = []
+    for kind in ("topk", "batch_topk", "jumprelu", "relu"):
+        for coeff in dict.fromkeys(r["coefficient"] for r in rows if r["sae"] == kind):
+            mine = [r for r in rows if r["sae"] == kind and r["coefficient"] == coeff]
+            summary.append({"sae": kind, "coefficient": "-" if coeff is None else coeff,
+                            **{key: round(sum(r[key] for r in mine) / len(mine), 4)
+                               for key in ("l0", "fvu", "recovered_cos_0.9", "mmcs")}})
+    columns = ["sae", "coefficient", "l0", "fvu", "recovered_cos_0.9", "mmcs"]
+    table = (f"Mean over {seeds} seed(s), every swept coefficient (TopK and BatchTopK: k = 4).\n\n"
+             + markdown(summary, columns) + "\n\nEvery run:\n\n"
+             + markdown(rows, ["seed", "sae", "coefficient", "l0", "fvu", "recovered_cos_0.9", "mmcs", "samples_per_s"]))
+    return summary, table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, written outside benchmarks/results")
@@ -68,26 +84,7 @@ def main(argv=None) -> int:
                              "samples_per_s": round(n_train * epochs / seconds, 1)})
             print(rows[-1], flush=True)
         load.append(os.getloadavg())
-    # the row of each swept SAE nearest the TopK L0 of its seed
-    for seed in range(seeds):
-        target = next(r["l0"] for r in rows if r["seed"] == seed and r["sae"] == "topk")
-        for kind in ("jumprelu", "relu"):
-            mine = [r for r in rows if r["seed"] == seed and r["sae"] == kind]
-            best = min(mine, key=lambda r: abs(r["l0"] - target))
-            for r in mine:
-                r["nearest_topk_l0"] = r is best
-    summary = []
-    for kind in ("topk", "batch_topk", "jumprelu", "relu"):
-        chosen = [r for r in rows if r["sae"] == kind and r.get("nearest_topk_l0", True)]
-        summary.append({"sae": kind, "l0": round(sum(r["l0"] for r in chosen) / len(chosen), 3),
-                        "fvu": round(sum(r["fvu"] for r in chosen) / len(chosen), 4),
-                        "recovered_cos_0.9": round(sum(r["recovered_cos_0.9"] for r in chosen) / len(chosen), 4),
-                        "mmcs": round(sum(r["mmcs"] for r in chosen) / len(chosen), 4),
-                        "coefficient": chosen[0]["coefficient"] if len({r["coefficient"] for r in chosen}) == 1 else "per seed"})
-    columns = ["sae", "coefficient", "l0", "fvu", "recovered_cos_0.9", "mmcs"]
-    table = (f"Mean over {seeds} seed(s); JumpReLU / ReLU at the swept coefficient nearest the TopK L0.\n\n"
-             + markdown(summary, columns) + "\n\nEvery run:\n\n"
-             + markdown(rows, ["seed", "sae", "coefficient", "l0", "fvu", "recovered_cos_0.9", "mmcs", "samples_per_s"]))
+    summary, table = summarize(rows, seeds)
     path = write_results("sae_synthetic", {
         "title": f"Sparse autoencoders on superposition data: {n_features} known features in {dim} dimensions, "
                  f"{latents} latents (feature recovery at cosine > 0.9 and MMCS)",
