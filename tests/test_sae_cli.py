@@ -98,3 +98,21 @@ def test_bad_input_is_one_line(tmp_path):
     assert "holds no sparse autoencoder" in one_line_error("sae", "evaluate", tmp_path, tmp_path / "a")
     assert "is not an activation store" in one_line_error("sae", "train", tmp_path / "nowhere", "--out", tmp_path / "s",
                                               "--latents", "8", "--k", "2")
+
+
+def test_sae_train_without_epochs_takes_the_step_budget(tmp_path, monkeypatch):
+    """No --epochs: enough passes over the store for MIN_STEPS optimizer steps (here patched to 20: one batch a
+    pass, so 20 passes), said and trained."""
+    import aekit.training.data_defaults as dd
+
+    monkeypatch.setattr(dd, "MIN_STEPS", 20)
+    run = tmp_path / "run"
+    ok("train", "ae", "--data", "digits", *TINY, "--out", run)
+    ok("sae", "capture", run, "--layer", "encoder.net.0", "--out", tmp_path / "acts", "--max-samples", "300",
+       "--split", "train")
+    rows = len(ActivationStore(tmp_path / "acts"))
+    out = ok("sae", "train", tmp_path / "acts", "--out", tmp_path / "sae", "--latents", "16", "--k", "2",
+             "--batch-size", str(rows))
+    assert f"(epochs=20: {rows} rows at batch {rows} take 20 passes" in out
+    history = json.loads((tmp_path / "sae" / "history.json").read_text())
+    assert len(history) == 20

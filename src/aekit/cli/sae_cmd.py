@@ -73,7 +73,8 @@ def add_sae_parser(sub) -> None:
     t.add_argument("--aux-weight", type=non_negative_float, default=1 / 32, help="AuxK weight (default: 1/32)")
     t.add_argument("--dead-window", type=positive_int, default=1_000_000,
                    help="training samples without firing after which a latent is dead (default: 1,000,000)")
-    t.add_argument("--epochs", type=positive_int, default=1, help="passes over the store (default: 1)")
+    t.add_argument("--epochs", type=positive_int, default=None,
+                   help="passes over the store (default: at least one, and enough for 1,000 optimizer steps)")
     t.add_argument("--batch-size", type=positive_int, default=1024, help="rows per step (default: 1024)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam's peak learning rate (default: 1e-3)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the shuffling (default: 0)")
@@ -118,15 +119,24 @@ def run_train(args) -> int:
 
         shutil.rmtree(out)
     store = open_store(args.store)
+    epochs, chosen = args.epochs, ""
+    if epochs is None:  # the data-aware step budget of aekit train (training/data_defaults.py)
+        from ..training.data_defaults import MIN_STEPS, default_epochs
+
+        epochs = default_epochs(len(store), batch_size=args.batch_size, epochs=1)
+        if epochs > 1:
+            chosen = (f" (epochs={epochs}: {len(store)} rows at batch {args.batch_size} take {epochs} passes for "
+                      f"about {MIN_STEPS} optimizer steps; --epochs sets it)")
     sae, result = train_sae(store, n_latents=args.latents, activation=args.activation, k=args.k, l1=args.l1,
                             sparsity=args.sparsity, threshold=args.threshold, bandwidth=args.bandwidth,
                             aux_k=args.aux_k, aux_weight=args.aux_weight, dead_window=args.dead_window,
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             buffer_rows=args.buffer_rows, out_dir=out, resume=args.resume,
                             run_info={"argv": args.argv})
     last = result.history[-1] if result.history else {}
     print(f"aekit sae train: {args.activation} SAE of {args.latents} latents on {len(store)} rows of d={store.d}; "
-          f"train fvu {last.get('train_fvu', float('nan')):.4g}, l0 {last.get('train_l0', float('nan')):.3g} -> {out}")
+          f"train fvu {last.get('train_fvu', float('nan')):.4g}, l0 {last.get('train_l0', float('nan')):.3g} -> {out}"
+          + chosen)
     return 0
 
 
