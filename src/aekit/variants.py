@@ -210,3 +210,21 @@ def rae() -> dict:
     Ghosh, Sajjadi, Vergari, Black & Schoelkopf 2020, From variational to deterministic autoencoders."""
     return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 16, "likelihood": "gaussian",
             "bottleneck": "deterministic", "regularizers": {"rae": {"beta": 1e-4, "decoder_weight": 1e-7}}}
+
+
+@VARIANTS.register("aae")
+def aae() -> dict:
+    """Adversarial autoencoder: a deterministic 8-unit code pushed towards N(0, I) by a discriminator on codes
+    (prior draws against the encoder's codes) that trains in its own optimizer group; Bernoulli decoder.
+    Makhzani, Shlens, Jaitly, Goodfellow & Frey 2016, Adversarial autoencoders."""
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 8, "likelihood": "bernoulli",
+            "bottleneck": "deterministic", "regularizers": {"adversarial": {"weight": 1.0, "hidden": [256, 256]}}}
+
+
+@VARIANTS.register("factor_vae")
+def factor_vae() -> dict:
+    """FactorVAE: the VAE plus gamma = 10 times the total correlation of q(z), estimated by a discriminator between
+    codes and dimension-wise permuted codes that trains in its own optimizer group.
+    Kim & Mnih 2018, Disentangling by factorising."""
+    return {**vae(), "latent_dim": 10,
+            "regularizers": {"kl_prior": {"beta": 1.0}, "factor_tc": {"gamma": 10.0, "hidden": [256, 256, 256]}}}
