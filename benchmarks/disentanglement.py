@@ -49,6 +49,15 @@ def parse_args(argv=None):
     p.add_argument("--gamma", type=float, default=100.0, help="annealed VAE: weight of |KL - C|")
     p.add_argument("--capacity", type=float, default=20.0, help="annealed VAE: C_max in nats")
     p.add_argument("--no-annealed", action="store_true", help="skip the annealed run")
+    p.add_argument("--annealed-warmup", type=float, default=0.0,
+                   help="annealed VAE: share of the steps over which gamma rises linearly from 0 (kl_prior warmup_steps)")
+    p.add_argument("--capacity-fraction", type=float, default=0.8,
+                   help="annealed VAE: share of the steps over which C rises from 0 to C_max (default 0.8)")
+    p.add_argument("--family", default="",
+                   help="comma-separated extra settings: tc (beta-TC-VAE, beta 6), factor (FactorVAE, gamma "
+                        "--factor-gamma), dip1 / dip2 (DIP-VAE I / II with the recipes' lambdas)")
+    p.add_argument("--factor-gamma", type=float, default=20.0, help="FactorVAE: weight of the TC estimate")
+    p.add_argument("--disc-lr", type=float, default=1e-3, help="FactorVAE: the discriminator's Adam learning rate")
     p.add_argument("--eval-samples", type=int, default=10_000, help="images scored by MIG and DCI")
     p.add_argument("--votes", type=int, default=500, help="training points of the beta-VAE / FactorVAE scores")
     p.add_argument("--seed", type=int, default=0, help="seed of the training subset and of the metrics")
@@ -105,10 +114,22 @@ def main(argv=None) -> int:
     total_steps = steps_per_epoch * args.epochs
     kinds = [(f"beta-VAE b={b:g}", "beta_vae", {"kl_prior": {"beta": float(b)}}) for b in
              (float(s) for s in args.betas.split(",") if s.strip())]
+    family = {"tc": ("beta-TC-VAE b=6", "beta_tc_vae",
+                     {"tc": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "dataset_size": int(ds.train.shape[0])}}),
+              "factor": (f"FactorVAE g={args.factor_gamma:g}", "factor_vae",
+                         {"factor_tc": {"gamma": args.factor_gamma, "disc_lr": args.disc_lr}}),
+              "dip1": ("DIP-VAE-I od=10 d=100", "dip_vae_i", {}),
+              "dip2": ("DIP-VAE-II od=10 d=10", "dip_vae_ii", {})}
+    for key in (k.strip() for k in args.family.split(",") if k.strip()):
+        if key not in family:
+            raise SystemExit(f"--family: unknown setting {key!r}; choose from {', '.join(family)}")
+        kinds.append(family[key])
     if not args.no_annealed:
-        kinds.append((f"annealed g={args.gamma:g} C={args.capacity:g}", "annealed_vae",
+        warm = f" warm-up {args.annealed_warmup:g}" if args.annealed_warmup else ""
+        kinds.append((f"annealed g={args.gamma:g} C={args.capacity:g}{warm}", "annealed_vae",
                       {"kl_prior": {"beta": args.gamma, "capacity": args.capacity,
-                                    "capacity_steps": int(0.8 * total_steps)}}))
+                                    "capacity_steps": int(args.capacity_fraction * total_steps),
+                                    "warmup_steps": int(args.annealed_warmup * total_steps)}}))
     seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     settings = [(name, variant, regs, seed) for name, variant, regs in kinds for seed in seeds]
     print(f"# {args.source}: {ds.train.shape[0]} training images, {args.epochs} epochs x {steps_per_epoch} steps "
@@ -150,7 +171,8 @@ def main(argv=None) -> int:
                "recon BCE (nats/img)": round(nll, 1), "recon SSE (px/img)": round(mse, 1),
                "KL (nats)": round(float(kl.sum()), 1), "units KL > 0.01": int((kl > 0.01).sum()),
                "active units": active_units(model, x_eval)["active_units"],
-               "train min (wall)": round(train_wall / 60, 2), "train CPU min": round(train_cpu / 60, 2)}
+               "train min (wall)": round(train_wall / 60, 2), "train CPU min": round(train_cpu / 60, 2),
+               "load (1 min)": round(os.getloadavg()[0], 2)}
         rows.append(row)
         raw.append({**row, "scores": scores, "kl_per_unit": [round(float(v), 4) for v in kl],
                     "history_last": result.history[-1] if result.history else None})
@@ -176,8 +198,10 @@ def main(argv=None) -> int:
                       "short protocol: not comparable with published dSprites results)",
             "met": bool(met), "best": best["setting"], "best_mean_mig": best["MIG mean"], "threads": args.threads,
             "summary": summary,
-            "parallel_processes": len(rows) if args.parallel else 1, "total_wall_minutes": round(total_wall / 60, 2),
-            "setup": {"source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
+            "parallel_processes": len(rows) if args.parallel else 1, "load_average_end": list(os.getloadavg()), "total_wall_minutes": round(total_wall / 60, 2),
+            "setup": {"family": args.family, "factor_gamma": args.factor_gamma, "disc_lr": args.disc_lr,
+                      "annealed_warmup": args.annealed_warmup, "capacity_fraction": args.capacity_fraction,
+                      "gamma": args.gamma, "capacity": args.capacity, "source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
                       "steps": total_steps, "batch_size": args.batch_size, "lr": args.lr, "channels": channels,
                       "conv_hidden": conv_hidden, "activation": args.activation, "grad_clip": args.grad_clip,
                       "latent_dim": args.latent_dim, "eval_samples": args.eval_samples, "votes": args.votes,

@@ -202,9 +202,13 @@ class KLPrior(Regularizer):
     name = "kl_prior"
     requires = frozenset({"posterior", "elbo_path"})
 
+    CAPACITY_LOSSES = ("abs", "hinge")
+
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
-                 capacity: float = 0.0, capacity_steps: int = 0) -> None:
+                 capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs") -> None:
         super().__init__(weight=beta)
+        check_choice("kl_prior capacity_loss", capacity_loss, self.CAPACITY_LOSSES)
+        self.capacity_loss = capacity_loss
         if int(warmup_steps) < 0:
             raise ConfigError(f"kl_prior warmup_steps must be >= 0; got {warmup_steps!r}.")
         if not float(free_bits) >= 0:
@@ -236,7 +240,9 @@ class KLPrior(Regularizer):
             c = self.current_capacity()  # C of this step, before counting it
             if self.training:
                 self.step += 1
-            return (kl.sum(dim=1).mean() - c).abs().expand(kl.shape[0])  # batch quantity |KL - C|, as (B,)
+            gap = kl.sum(dim=1).mean() - c  # () batch-mean KL minus the target
+            value = gap.abs() if self.capacity_loss == "abs" else gap.clamp(min=0)
+            return value.expand(kl.shape[0])  # batch quantity |KL - C| or max(0, KL - C), as (B,)
         if self.training:
             self.step += 1
         if self.free_bits > 0 and self.training:
