@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.testing import assert_close
 from cli_helpers import cli
 
 import aekit
@@ -190,6 +191,23 @@ def test_annealed_loss_in_the_model_is_recon_plus_gamma_abs_kl_minus_c():
     assert float(out.terms["kl_prior"].detach()) == pytest.approx(abs(float(kl.detach()) - 2.0), rel=1e-5)
     assert float(out.loss.detach()) == pytest.approx(float(out.terms["nll"].detach()) + 50.0 * abs(float(kl.detach()) - 2.0), rel=1e-5)
     assert list(model.config["backbone"]) == ["conv"] and model.config["likelihood"] == {"bernoulli": {}}
+
+
+def test_the_hinge_capacity_term_caps_the_kl_without_pushing_it_up():
+    kl = torch.tensor([[1.0, 2.0], [3.0, 6.0]], requires_grad=True)   # batch-mean KL 6
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_steps=4, capacity_loss="hinge").train()
+    values = [float(reg(_ctx(kl))[0]) for _ in range(6)]               # C = 0, 2, 4, 6, 8, 8
+    assert values == pytest.approx([6, 4, 2, 0, 0, 0])                 # max(0, KL - C)
+    (below,) = torch.autograd.grad(reg(_ctx(kl)).mean(), kl)           # KL 6 < C 8: no gradient at all
+    assert (below == 0).all()
+    reg.step.fill_(1)                                                  # C = 2 < KL 6: the gradient pushes it down
+    (above,) = torch.autograd.grad(reg(_ctx(kl)).mean(), kl)
+    assert_close(above, torch.full((2, 2), 0.5))                       # d mean_b sum_d KL / d KL = 1 / B
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"capacity_loss": "hinge"}})
+    assert model.regularizers["kl_prior"].capacity_loss == "hinge"
+    with pytest.raises(ConfigError, match="capacity_loss"):
+        KLPrior(capacity=5.0, capacity_loss="square")
 
 
 def test_capacity_options_are_checked():

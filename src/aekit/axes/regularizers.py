@@ -22,7 +22,13 @@ terms is the loss.
   ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
   batch mean of the summed KL and C rising linearly from 0 to C_max nats over
   `capacity_steps` training steps (then constant). The term is a batch quantity, returned
-  broadcast to (B,); C = 0 gives the plain batch-mean KL.
+  broadcast to (B,); C = 0 gives the plain batch-mean KL. capacity_loss='hinge' makes it one-sided,
+  gamma * max(0, KL - C): a cap with no push upwards. Below C the two-sided |KL - C| pushes the
+  KL up with weight gamma, and the cheapest way up is input-independent (shift every posterior
+  mean alike, shrink the variances: no information); with gamma >> 1 that term drives Adam's
+  normalized encoder steps and the encoder, input-independent at initialization on dSprites,
+  never starts to depend on its input (the collapse measured in benchmarks/README.md). Under the
+  hinge the reconstruction alone moves the KL below C, and the cap binds as C rises.
 - mmd(kernel, scale, weight, prior_samples): the unbiased MMD^2 between the batch's codes and
   max(B, prior_samples) draws of N(0, I) (Gretton et al. 2012), a batch quantity broadcast to
   (B,): WAE-MMD (Tolstikhin et al. 2018) and InfoVAE (Zhao et al. 2019).
