@@ -210,6 +210,18 @@ def test_the_hinge_capacity_term_caps_the_kl_without_pushing_it_up():
         KLPrior(capacity=5.0, capacity_loss="square")
 
 
+def test_a_capacity_schedule_longer_than_the_run_is_a_warning():
+    from aekit.errors import AekitWarning
+    from aekit.training.trainer import TrainConfig, Trainer
+
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"capacity": 25.0, "capacity_steps": 1000}})
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(AekitWarning, match=r"C reaches only 2 of capacity=25 nats; set capacity_steps to about 64"):
+        Trainer(model, TrainConfig(epochs=10, batch_size=8, progress=False)).fit(x)  # 80 steps
+    assert KLPrior(capacity=5.0, capacity_steps=80).schedule_note(80) is None
+
+
 def test_capacity_options_are_checked():
     with pytest.raises(ConfigError, match="capacity"):
         KLPrior(capacity=-1.0)

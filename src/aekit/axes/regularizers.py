@@ -240,6 +240,15 @@ class KLPrior(Regularizer):
             return self.capacity
         return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
 
+    def schedule_note(self, total_steps: int) -> str | None:
+        """A warning when the run ends before C reaches C_max (the trainer asks at the start of fit)."""
+        if self.capacity <= 0 or self.capacity_steps <= 0 or int(self.step) + total_steps >= self.capacity_steps:
+            return None
+        reached = self.capacity * (int(self.step) + total_steps) / self.capacity_steps
+        return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): C reaches "
+                f"only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
+                f"{int(0.8 * total_steps)} (80% of the run) to anneal to C_max.")
+
     def forward(self, ctx: RegContext) -> torch.Tensor:
         kl = ctx.code.posterior.kl_per_unit()  # (B, D)
         if self.capacity > 0:
