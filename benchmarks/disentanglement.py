@@ -201,7 +201,9 @@ def main(argv=None) -> int:
     reference = None
     if args.reference:
         ref_name, _, ref_setting = args.reference.partition(":")
-        ref = json.loads((Path(__file__).resolve().parent / "results" / f"{ref_name}.json").read_text())
+        from benchmarks.common import RESULTS
+
+        ref = json.loads((RESULTS / f"{ref_name}.json").read_text())  # a published results file, read only
         ref_rows = [{k: v for k, v in r.items() if k not in ("scores", "kl_per_unit", "history_last")}
                     for r in ref["runs"] if r["setting"] == ref_setting]
         if not ref_rows:
