@@ -50,7 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--capacity", type=float, default=20.0, help="annealed VAE: C_max in nats")
     p.add_argument("--no-annealed", action="store_true", help="skip the annealed run")
     p.add_argument("--annealed-warmup", type=float, default=0.0,
-                   help="annealed VAE: share of the steps over which gamma rises linearly from 0 (kl_prior warmup_steps)")
+                   help="annealed VAE: share of the steps over which gamma rises linearly from 0 "
+                        "(kl_prior warmup_steps)")
     p.add_argument("--capacity-loss", default="abs", choices=["abs", "hinge"],
                    help="annealed VAE: gamma |KL - C| (abs, the paper's) or gamma max(0, KL - C) (hinge)")
     p.add_argument("--reference", default=None, metavar="NAME:SETTING",
@@ -74,7 +75,8 @@ def parse_args(argv=None):
                    help="train the settings as concurrent 1-thread processes (wall time on a shared CPU)")
     p.add_argument("--runs-log", default=None, help="append each finished run (JSON, one a line) to this file")
     p.add_argument("--from-log", default=None,
-                   help="train nothing: tabulate and write the runs recorded in this --runs-log file (the same options)")
+                   help="train nothing: tabulate and write the runs recorded in this --runs-log file "
+                        "(the same options)")
     p.add_argument("--setting", type=int, default=None, help=argparse.SUPPRESS)   # one setting (a --parallel part)
     p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)

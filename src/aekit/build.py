@@ -390,7 +390,8 @@ def _construct(cfg: dict) -> Autoencoder:
     bottleneck = BOTTLENECKS.create(cfg["bottleneck"], in_features=backbone.encoder.out_features + k,
                                     latent_dim=cfg["latent_dim"])
     provided = capabilities(cfg)
-    regularizers = {name: _regularizer(name, params, shape, cfg["latent_dim"]) for name, params in cfg["regularizers"].items()}
+    regularizers = {name: _regularizer(name, params, shape, cfg["latent_dim"])
+                    for name, params in cfg["regularizers"].items()}
     for reg in regularizers.values():
         reg.configure(provided)
     return Autoencoder(

@@ -245,8 +245,8 @@ class KLPrior(Regularizer):
         if self.capacity <= 0 or self.capacity_steps <= 0 or int(self.step) + total_steps >= self.capacity_steps:
             return None
         reached = self.capacity * (int(self.step) + total_steps) / self.capacity_steps
-        return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): C reaches "
-                f"only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
+        return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): "
+                f"C reaches only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
                 f"{int(0.8 * total_steps)} (80% of the run) to anneal to C_max.")
 
     def forward(self, ctx: RegContext) -> torch.Tensor:
