@@ -9,7 +9,8 @@ beta-VAE (gamma 4, C 0: the term is 4 KL).
 
 Each setting is a JSON object: gamma, C (C_max, nats), cfrac (share of the steps over which C
 rises; 0: C_max from the start), wfrac (share over which gamma rises from 0), lr, loss ('abs':
-gamma |KL - C|, the paper's; 'hinge': gamma max(0, KL - C)).
+gamma |KL - C|, the paper's; 'hinge': gamma max(0, KL - C)), klw (kl_prior kl_weight: the KL's own weight
+under the capacity term).
 
     python benchmarks/annealed_probe.py '[{"gamma": 100, "C": 20, "loss": "hinge"}]' --log probe.jsonl
     python benchmarks/annealed_probe.py --from-log probe.jsonl      # tabulate, write results/annealed_probe.json
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
     steps = -(-ds.train.shape[0] // 64) * args.epochs
     for s in json.loads(args.settings):
         kl = {"beta": s["gamma"], "capacity": s["C"], "capacity_steps": int(s.get("cfrac", 0.8) * steps),
-              "warmup_steps": int(s.get("wfrac", 0.0) * steps), "capacity_loss": s.get("loss", "abs")}
+              "warmup_steps": int(s.get("wfrac", 0.0) * steps), "capacity_loss": s.get("loss", "abs"),
+              "kl_weight": s.get("klw", 0.0)}
         model = aekit.build("annealed_vae", input_shape=ds.shape,
                             backbone={"conv": {"channels": [16, 32, 32, 64], "hidden": [256, 256]}},
                             latent_dim=10, regularizers={"kl_prior": kl}, seed=0)

@@ -215,9 +215,9 @@ def rae() -> dict:
 @VARIANTS.register("aae")
 def aae() -> dict:
     """Adversarial autoencoder: a deterministic 8-unit code pushed towards N(0, I) by a discriminator on codes
-    (prior draws against the encoder's codes) that trains in its own optimizer group; Bernoulli decoder.
+    (prior draws against the encoder's codes) that trains in its own optimizer group; squared-error reconstruction.
     Makhzani, Shlens, Jaitly, Goodfellow & Frey 2016, Adversarial autoencoders."""
-    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 8, "likelihood": "bernoulli",
+    return {"backbone": {"mlp": {"hidden": [512, 256]}}, "latent_dim": 8, "likelihood": "gaussian",
             "bottleneck": "deterministic", "regularizers": {"adversarial": {"weight": 1.0, "hidden": [256, 256]}}}
 
 

@@ -89,7 +89,8 @@ class DiscriminatorRegularizer(Regularizer):
         if isinstance(disc_steps, bool) or not isinstance(disc_steps, int) or disc_steps < 1:
             raise ConfigError(f"{self.name} disc_steps must be a positive integer; got {disc_steps!r}.")
         self.hidden, self.disc_lr, self.disc_steps = hidden, float(disc_lr), disc_steps
-        self.discriminator = Discriminator(latent_dim or 1, hidden)  # latent_dim: given by build
+        # latent_dim: given by build (None: a check of the settings alone, which draws no random weights)
+        self.discriminator = None if latent_dim is None else Discriminator(latent_dim, hidden)
         self._codes: torch.Tensor | None = None  # (N, D) the last training forward's code rows, detached
 
     def remember(self, rows: torch.Tensor) -> None:

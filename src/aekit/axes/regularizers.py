@@ -29,6 +29,9 @@ terms is the loss.
   normalized encoder steps and the encoder, input-independent at initialization on dSprites,
   never starts to depend on its input (the collapse measured in benchmarks/README.md). Under the
   hinge the reconstruction alone moves the KL below C, and the cap binds as C rises.
+  kl_weight > 0 adds the per-sample KL weighted kl_weight under the cap (two terms,
+  'kl_prior.kl' and 'kl_prior.capacity'): with kl_weight = 1 and the hinge, the ELBO up to C
+  and gamma per nat beyond it.
 - mmd(kernel, scale, weight, prior_samples): the unbiased MMD^2 between the batch's codes and
   max(B, prior_samples) draws of N(0, I) (Gretton et al. 2012), a batch quantity broadcast to
   (B,): WAE-MMD (Tolstikhin et al. 2018) and InfoVAE (Zhao et al. 2019).
@@ -211,10 +214,13 @@ class KLPrior(Regularizer):
     CAPACITY_LOSSES = ("abs", "hinge")
 
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
-                 capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs") -> None:
+                 capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs",
+                 kl_weight: float = 0.0) -> None:
         super().__init__(weight=beta)
         check_choice("kl_prior capacity_loss", capacity_loss, self.CAPACITY_LOSSES)
-        self.capacity_loss = capacity_loss
+        if not float(kl_weight) >= 0:
+            raise ConfigError(f"kl_prior kl_weight must be >= 0; got {kl_weight!r}.")
+        self.capacity_loss, self.kl_weight = capacity_loss, float(kl_weight)
         if int(warmup_steps) < 0:
             raise ConfigError(f"kl_prior warmup_steps must be >= 0; got {warmup_steps!r}.")
         if not float(free_bits) >= 0:
@@ -229,10 +235,20 @@ class KLPrior(Regularizer):
         self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
 
-    def current_weight(self) -> float:
+    def _split(self) -> bool:
+        """Two terms: the per-sample KL weighted kl_weight and the capacity term weighted gamma."""
+        return self.capacity > 0 and self.kl_weight > 0
+
+    def _gamma(self) -> float:
         if self.warmup_steps <= 0:
             return self.beta
         return self.beta * min(1.0, float(self.step) / self.warmup_steps)
+
+    def current_weight(self) -> float:
+        return 1.0 if self._split() else self._gamma()
+
+    def term_weights(self) -> dict[str, float]:
+        return {"kl": self.kl_weight, "capacity": self._gamma()}
 
     def current_capacity(self) -> float:
         """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
@@ -256,8 +272,10 @@ class KLPrior(Regularizer):
             if self.training:
                 self.step += 1
             gap = kl.sum(dim=1).mean() - c  # () batch-mean KL minus the target
-            value = gap.abs() if self.capacity_loss == "abs" else gap.clamp(min=0)
-            return value.expand(kl.shape[0])  # batch quantity |KL - C| or max(0, KL - C), as (B,)
+            value = (gap.abs() if self.capacity_loss == "abs" else gap.clamp(min=0)).expand(kl.shape[0])
+            if self._split():  # kl_weight * KL + gamma * capacity term, logged as two terms
+                return {"kl": kl.sum(dim=1), "capacity": value}
+            return value  # batch quantity |KL - C| or max(0, KL - C), as (B,)
         if self.training:
             self.step += 1
         if self.free_bits > 0 and self.training:
