@@ -210,6 +210,27 @@ def test_the_hinge_capacity_term_caps_the_kl_without_pushing_it_up():
         KLPrior(capacity=5.0, capacity_loss="square")
 
 
+def test_the_kl_weight_under_the_cap_is_a_second_term():
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
+                                                   "capacity_loss": "hinge", "kl_weight": 1.0}})
+    reg = model.regularizers["kl_prior"]
+    reg.step.fill_(2)                                  # C = 1 nat
+    model.train()
+    torch.manual_seed(0)
+    out = model(torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    per_sample = out.code.posterior.kl_per_unit().sum(1)  # (B,)
+    kl = per_sample.mean()
+    assert set(out.terms) == {"nll", "kl_prior.kl", "kl_prior.capacity"}
+    assert out.weights["kl_prior.kl"] == 1.0 and out.weights["kl_prior.capacity"] == 50.0
+    assert_close(out.terms["kl_prior.kl"], kl)
+    assert_close(out.terms["kl_prior.capacity"], (kl - 1.0).clamp(min=0))
+    assert_close(out.loss, out.terms["nll"] + kl + 50.0 * (kl - 1.0).clamp(min=0))
+    assert_close(out.per_sample, out.nll + per_sample + 50.0 * (kl - 1.0).clamp(min=0))
+    with pytest.raises(ConfigError, match="kl_weight"):
+        KLPrior(capacity=5.0, kl_weight=-1.0)
+
+
 def test_a_capacity_schedule_longer_than_the_run_is_a_warning():
     from aekit.errors import AekitWarning
     from aekit.training.trainer import TrainConfig, Trainer
