@@ -302,3 +302,14 @@ def test_traversals_ordered_by_kl(tiny_run):
     fig = plot_traversals_by_kl(model, codes, [0.5, 2.0, 0.0], steps=5)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0].startswith("z[1]") and labels[-1].startswith("z[2]")
+
+
+def test_the_command_line_reaches_the_hinge_and_the_kl_weight():
+    from aekit.cli import make_parser
+    from aekit.cli.options import build_kwargs
+
+    args = make_parser().parse_args(["train", "annealed_vae", "--capacity", "10", "--capacity-steps", "4000",
+                                     "--gamma", "100", "--reg", "kl_prior:capacity_loss=hinge,kl_weight=1"])
+    assert build_kwargs(args)["regularizers"] == {"kl_prior": {"capacity_loss": "hinge", "kl_weight": 1.0,
+                                                               "beta": 100.0, "capacity": 10.0,
+                                                               "capacity_steps": 4000}}
