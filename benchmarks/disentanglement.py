@@ -49,6 +49,23 @@ def parse_args(argv=None):
     p.add_argument("--gamma", type=float, default=100.0, help="annealed VAE: weight of |KL - C|")
     p.add_argument("--capacity", type=float, default=20.0, help="annealed VAE: C_max in nats")
     p.add_argument("--no-annealed", action="store_true", help="skip the annealed run")
+    p.add_argument("--annealed-warmup", type=float, default=0.0,
+                   help="annealed VAE: share of the steps over which gamma rises linearly from 0 "
+                        "(kl_prior warmup_steps)")
+    p.add_argument("--capacity-loss", default="abs", choices=["abs", "hinge"],
+                   help="annealed VAE: gamma |KL - C| (abs, the paper's) or gamma max(0, KL - C) (hinge)")
+    p.add_argument("--kl-weight", type=float, default=0.0,
+                   help="annealed VAE: the KL's own weight under the capacity term (kl_prior kl_weight; default 0)")
+    p.add_argument("--reference", default=None, metavar="NAME:SETTING",
+                   help="add the runs of SETTING from benchmarks/results/NAME.json (same protocol, measured before) "
+                        "to the table, e.g. 'disentanglement:beta-VAE b=4'")
+    p.add_argument("--capacity-fraction", type=float, default=0.8,
+                   help="annealed VAE: share of the steps over which C rises from 0 to C_max (default 0.8)")
+    p.add_argument("--family", default="",
+                   help="comma-separated extra settings: tc (beta-TC-VAE, beta 6), factor (FactorVAE, gamma "
+                        "--factor-gamma), dip1 / dip2 (DIP-VAE I / II with the recipes' lambdas)")
+    p.add_argument("--factor-gamma", type=float, default=20.0, help="FactorVAE: weight of the TC estimate")
+    p.add_argument("--disc-lr", type=float, default=1e-3, help="FactorVAE: the discriminator's Adam learning rate")
     p.add_argument("--eval-samples", type=int, default=10_000, help="images scored by MIG and DCI")
     p.add_argument("--votes", type=int, default=500, help="training points of the beta-VAE / FactorVAE scores")
     p.add_argument("--seed", type=int, default=0, help="seed of the training subset and of the metrics")
@@ -58,6 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--results-name", default="disentanglement", help="benchmarks/results/NAME.json to write")
     p.add_argument("--parallel", action="store_true",
                    help="train the settings as concurrent 1-thread processes (wall time on a shared CPU)")
+    p.add_argument("--runs-log", default=None, help="append each finished run (JSON, one a line) to this file")
+    p.add_argument("--from-log", default=None,
+                   help="train nothing: tabulate and write the runs recorded in this --runs-log file "
+                        "(the same options)")
     p.add_argument("--setting", type=int, default=None, help=argparse.SUPPRESS)   # one setting (a --parallel part)
     p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -105,10 +126,24 @@ def main(argv=None) -> int:
     total_steps = steps_per_epoch * args.epochs
     kinds = [(f"beta-VAE b={b:g}", "beta_vae", {"kl_prior": {"beta": float(b)}}) for b in
              (float(s) for s in args.betas.split(",") if s.strip())]
+    family = {"tc": ("beta-TC-VAE b=6", "beta_tc_vae",
+                     {"tc": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "dataset_size": int(ds.train.shape[0])}}),
+              "factor": (f"FactorVAE g={args.factor_gamma:g}", "factor_vae",
+                         {"factor_tc": {"gamma": args.factor_gamma, "disc_lr": args.disc_lr}}),
+              "dip1": ("DIP-VAE-I od=10 d=100", "dip_vae_i", {}),
+              "dip2": ("DIP-VAE-II od=10 d=10", "dip_vae_ii", {})}
     if not args.no_annealed:
-        kinds.append((f"annealed g={args.gamma:g} C={args.capacity:g}", "annealed_vae",
+        warm = f" warm-up {args.annealed_warmup:g}" if args.annealed_warmup else ""
+        form = (" hinge" if args.capacity_loss == "hinge" else "") + (f" +{args.kl_weight:g}KL" if args.kl_weight else "")
+        kinds.append((f"annealed{form} g={args.gamma:g} C={args.capacity:g}{warm}", "annealed_vae",
                       {"kl_prior": {"beta": args.gamma, "capacity": args.capacity,
-                                    "capacity_steps": int(0.8 * total_steps)}}))
+                                    "capacity_steps": int(args.capacity_fraction * total_steps),
+                                    "warmup_steps": int(args.annealed_warmup * total_steps),
+                                    "capacity_loss": args.capacity_loss, "kl_weight": args.kl_weight}}))
+    for key in (k.strip() for k in args.family.split(",") if k.strip()):
+        if key not in family:
+            raise SystemExit(f"--family: unknown setting {key!r}; choose from {', '.join(family)}")
+        kinds.append(family[key])
     seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     settings = [(name, variant, regs, seed) for name, variant, regs in kinds for seed in seeds]
     print(f"# {args.source}: {ds.train.shape[0]} training images, {args.epochs} epochs x {steps_per_epoch} steps "
@@ -124,6 +159,10 @@ def main(argv=None) -> int:
         settings = []
     elif args.setting is not None:
         settings = [settings[args.setting]]
+    elif args.from_log:
+        raw = [json.loads(line) for line in Path(args.from_log).read_text().splitlines() if line.strip()]
+        rows = [{k: v for k, v in r.items() if k not in ("scores", "kl_per_unit", "history_last")} for r in raw]
+        settings = []
     for name, variant, regs, seed in settings:
         model = aekit.build(variant, input_shape=ds.shape, backbone="conv", channels=channels,
                             conv_hidden=conv_hidden, latent_dim=args.latent_dim, regularizers=regs, seed=seed,
@@ -150,15 +189,32 @@ def main(argv=None) -> int:
                "recon BCE (nats/img)": round(nll, 1), "recon SSE (px/img)": round(mse, 1),
                "KL (nats)": round(float(kl.sum()), 1), "units KL > 0.01": int((kl > 0.01).sum()),
                "active units": active_units(model, x_eval)["active_units"],
-               "train min (wall)": round(train_wall / 60, 2), "train CPU min": round(train_cpu / 60, 2)}
+               "train min (wall)": round(train_wall / 60, 2), "train CPU min": round(train_cpu / 60, 2),
+               "load (1 min)": round(os.getloadavg()[0], 2)}
         rows.append(row)
         raw.append({**row, "scores": scores, "kl_per_unit": [round(float(v), 4) for v in kl],
                     "history_last": result.history[-1] if result.history else None})
         print(json.dumps(row), flush=True)
+        if args.runs_log:
+            with open(args.runs_log, "a") as log:
+                log.write(json.dumps(raw[-1]) + "\n")
     if args.json_out:  # a --parallel part: hand the row back to the parent
         Path(args.json_out).write_text(json.dumps(raw[0]))
         return 0
     total_wall = time.perf_counter() - wall_start
+    reference = None
+    if args.reference:
+        ref_name, _, ref_setting = args.reference.partition(":")
+        from benchmarks.common import RESULTS
+
+        ref = json.loads((RESULTS / f"{ref_name}.json").read_text())  # a published results file, read only
+        ref_rows = [{k: v for k, v in r.items() if k not in ("scores", "kl_per_unit", "history_last")}
+                    for r in ref["runs"] if r["setting"] == ref_setting]
+        if not ref_rows:
+            raise SystemExit(f"--reference: no runs of {ref_setting!r} in {ref_name}.json")
+        reference = {"file": f"benchmarks/results/{ref_name}.json", "date": ref.get("date"), "setting": ref_setting,
+                     "command": ref.get("command")}
+        rows = [{**r, "setting": f"{r['setting']} (ref.)", "load (1 min)": None} for r in ref_rows] + rows
     summary = summarize(rows)
     table = markdown(summary, list(summary[0])) + "\n\nPer run:\n\n" + markdown(rows, list(rows[0]))
     print(table)
@@ -176,8 +232,15 @@ def main(argv=None) -> int:
                       "short protocol: not comparable with published dSprites results)",
             "met": bool(met), "best": best["setting"], "best_mean_mig": best["MIG mean"], "threads": args.threads,
             "summary": summary,
-            "parallel_processes": len(rows) if args.parallel else 1, "total_wall_minutes": round(total_wall / 60, 2),
-            "setup": {"source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
+            "reference": reference,
+            "parallel_processes": len(rows) if args.parallel else 1, "load_average_end": list(os.getloadavg()),
+            "total_wall_minutes": round(total_wall / 60, 2) if not args.from_log else
+            round(sum(r["train min (wall)"] for r in raw), 2),
+            "setup": {"family": args.family, "factor_gamma": args.factor_gamma, "disc_lr": args.disc_lr,
+                      "annealed_warmup": args.annealed_warmup, "capacity_loss": args.capacity_loss,
+                      "kl_weight": args.kl_weight,
+                      "capacity_fraction": args.capacity_fraction, "gamma": args.gamma, "capacity": args.capacity,
+                      "source": args.source, "train_samples": int(ds.train.shape[0]), "epochs": args.epochs,
                       "steps": total_steps, "batch_size": args.batch_size, "lr": args.lr, "channels": channels,
                       "conv_hidden": conv_hidden, "activation": args.activation, "grad_clip": args.grad_clip,
                       "latent_dim": args.latent_dim, "eval_samples": args.eval_samples, "votes": args.votes,

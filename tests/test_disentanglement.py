@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.testing import assert_close
 from cli_helpers import cli
 
 import aekit
@@ -192,6 +193,56 @@ def test_annealed_loss_in_the_model_is_recon_plus_gamma_abs_kl_minus_c():
     assert list(model.config["backbone"]) == ["conv"] and model.config["likelihood"] == {"bernoulli": {}}
 
 
+def test_the_hinge_capacity_term_caps_the_kl_without_pushing_it_up():
+    kl = torch.tensor([[1.0, 2.0], [3.0, 6.0]], requires_grad=True)   # batch-mean KL 6
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_steps=4, capacity_loss="hinge").train()
+    values = [float(reg(_ctx(kl))[0]) for _ in range(6)]               # C = 0, 2, 4, 6, 8, 8
+    assert values == pytest.approx([6, 4, 2, 0, 0, 0])                 # max(0, KL - C)
+    (below,) = torch.autograd.grad(reg(_ctx(kl)).mean(), kl)           # KL 6 < C 8: no gradient at all
+    assert (below == 0).all()
+    reg.step.fill_(1)                                                  # C = 2 < KL 6: the gradient pushes it down
+    (above,) = torch.autograd.grad(reg(_ctx(kl)).mean(), kl)
+    assert_close(above, torch.full((2, 2), 0.5))                       # d mean_b sum_d KL / d KL = 1 / B
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"capacity_loss": "hinge"}})
+    assert model.regularizers["kl_prior"].capacity_loss == "hinge"
+    with pytest.raises(ConfigError, match="capacity_loss"):
+        KLPrior(capacity=5.0, capacity_loss="square")
+
+
+def test_the_kl_weight_under_the_cap_is_a_second_term():
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
+                                                   "capacity_loss": "hinge", "kl_weight": 1.0}})
+    reg = model.regularizers["kl_prior"]
+    reg.step.fill_(2)                                  # C = 1 nat
+    model.train()
+    torch.manual_seed(0)
+    out = model(torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    per_sample = out.code.posterior.kl_per_unit().sum(1)  # (B,)
+    kl = per_sample.mean()
+    assert set(out.terms) == {"nll", "kl_prior.kl", "kl_prior.capacity"}
+    assert out.weights["kl_prior.kl"] == 1.0 and out.weights["kl_prior.capacity"] == 50.0
+    assert_close(out.terms["kl_prior.kl"], kl)
+    assert_close(out.terms["kl_prior.capacity"], (kl - 1.0).clamp(min=0))
+    assert_close(out.loss, out.terms["nll"] + kl + 50.0 * (kl - 1.0).clamp(min=0))
+    assert_close(out.per_sample, out.nll + per_sample + 50.0 * (kl - 1.0).clamp(min=0))
+    with pytest.raises(ConfigError, match="kl_weight"):
+        KLPrior(capacity=5.0, kl_weight=-1.0)
+
+
+def test_a_capacity_schedule_longer_than_the_run_is_a_warning():
+    from aekit.errors import AekitWarning
+    from aekit.training.trainer import TrainConfig, Trainer
+
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
+                        regularizers={"kl_prior": {"capacity": 25.0, "capacity_steps": 1000}})
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(AekitWarning, match=r"C reaches only 2 of capacity=25 nats; set capacity_steps to about 64"):
+        Trainer(model, TrainConfig(epochs=10, batch_size=8, progress=False)).fit(x)  # 80 steps
+    assert KLPrior(capacity=5.0, capacity_steps=80).schedule_note(80) is None
+
+
 def test_capacity_options_are_checked():
     with pytest.raises(ConfigError, match="capacity"):
         KLPrior(capacity=-1.0)
@@ -251,3 +302,14 @@ def test_traversals_ordered_by_kl(tiny_run):
     fig = plot_traversals_by_kl(model, codes, [0.5, 2.0, 0.0], steps=5)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0].startswith("z[1]") and labels[-1].startswith("z[2]")
+
+
+def test_the_command_line_reaches_the_hinge_and_the_kl_weight():
+    from aekit.cli import make_parser
+    from aekit.cli.options import build_kwargs
+
+    args = make_parser().parse_args(["train", "annealed_vae", "--capacity", "10", "--capacity-steps", "4000",
+                                     "--gamma", "100", "--reg", "kl_prior:capacity_loss=hinge,kl_weight=1"])
+    assert build_kwargs(args)["regularizers"] == {"kl_prior": {"capacity_loss": "hinge", "kl_weight": 1.0,
+                                                               "beta": 100.0, "capacity": 10.0,
+                                                               "capacity_steps": 4000}}

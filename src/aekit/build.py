@@ -390,7 +390,8 @@ def _construct(cfg: dict) -> Autoencoder:
     bottleneck = BOTTLENECKS.create(cfg["bottleneck"], in_features=backbone.encoder.out_features + k,
                                     latent_dim=cfg["latent_dim"])
     provided = capabilities(cfg)
-    regularizers = {name: _regularizer(name, params, shape) for name, params in cfg["regularizers"].items()}
+    regularizers = {name: _regularizer(name, params, shape, cfg["latent_dim"])
+                    for name, params in cfg["regularizers"].items()}
     for reg in regularizers.values():
         reg.configure(provided)
     return Autoencoder(
@@ -406,12 +407,14 @@ def _construct(cfg: dict) -> Autoencoder:
     )
 
 
-def _regularizer(name: str, params: dict, shape: tuple[int, ...]):
-    """A regularizer, given the input shape when it takes one (learned pseudo-inputs, aekit.axes.priors)."""
+def _regularizer(name: str, params: dict, shape: tuple[int, ...], latent_dim: int):
+    """A regularizer, given the input shape (learned pseudo-inputs, aekit.axes.priors) and the code width
+    (a discriminator on codes, aekit.axes.adversarial) when it takes them."""
     import inspect
 
-    takes_shape = "input_shape" in inspect.signature(REGULARIZERS.get(name).__init__).parameters
-    return REGULARIZERS.create({name: params}, **({"input_shape": shape} if takes_shape else {}))
+    takes = inspect.signature(REGULARIZERS.get(name).__init__).parameters
+    structural = {k: v for k, v in (("input_shape", shape), ("latent_dim", latent_dim)) if k in takes}
+    return REGULARIZERS.create({name: params}, **structural)
 
 
 def build(variant: str | None = None, *, input_shape, latent_dim: int | None = None, hidden=None,

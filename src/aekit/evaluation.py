@@ -130,17 +130,21 @@ def reconstruct_run(run_dir, *, data=None, data_dir=None, split=None, max_sample
 
 
 @torch.no_grad()
-def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None, ex_post: int | None = None) -> dict:
+def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None, ex_post: int | None = None,
+               code_prior: str = "categorical") -> dict:
     """n draws from a run's prior: {'model', 'x' (model units), 'raw' (the training data's units)}.
 
     Gaussian runs draw their prior (N(0, I) or a learned one); discrete runs (vq, fsq) a categorical prior
-    fitted on their training indices; ex_post=K: a deterministic run samples a K-component Gaussian mixture
+    fitted on their training indices (code_prior='autoregressive': a GRU over the code positions); ex_post=K: a deterministic run samples a K-component Gaussian mixture
     fitted on the codes of its training data (Ghosh et al. 2020)."""
     from .units import OutputUnits
 
     model, info = load_run(run_dir)
     if ex_post is not None and model.is_generative:
         raise ConfigError(f"--ex-post is for deterministic runs; {model.variant!r} has a prior of its own.")
+    if code_prior != "categorical" and not (model.provides("discrete") and not model.is_generative):
+        raise ConfigError(f"--code-prior {code_prior} is for discrete runs (vq_vae, fsq_vae); {model.variant!r} "
+                          "has no code indices.")
     if ex_post is not None or (model.provides("discrete") and not model.is_generative):
         x_train, _ = binarized(run_data(info, model=model)[2].train, info)  # the run's training split
         if ex_post is not None:
@@ -150,7 +154,7 @@ def sample_run(run_dir, *, n: int, seed: int = 0, label: int | None = None, ex_p
             return {"model": model, "x": x, "raw": OutputUnits.from_run(info, model).to_raw(x)}
         from .tasks.code_prior import fit_code_prior
 
-        fit_code_prior(model, x_train)
+        fit_code_prior(model, x_train, kind=code_prior, seed=seed)
     with torch.no_grad():
         x = model.sample(n, generator=torch.Generator().manual_seed(seed), label=label)
     return {"model": model, "x": x, "raw": OutputUnits.from_run(info, model).to_raw(x)}

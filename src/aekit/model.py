@@ -271,6 +271,8 @@ class Autoencoder(nn.Module):
 
             aux = self.bottleneck.aux_loss()
             return StepOutput(loss=aux, terms={"aux": aux.detach()}, weights={"aux": 1.0}, batch_size=1)
+        if group != "main" and group in self._discriminator_groups():
+            return self._discriminator_step(batch, self._discriminator_groups()[group])
         if isinstance(batch, torch.Tensor):
             return self(batch)
         x, y = (batch["x"], batch.get("y")) if isinstance(batch, dict) else (batch[0], batch[1] if len(batch) > 1 else None)
@@ -285,13 +287,40 @@ class Autoencoder(nn.Module):
         from .step import OptimizerGroup  # the contract's type; no import of the trainer
 
         aux = list(self.bottleneck.aux_parameters()) if hasattr(self.bottleneck, "aux_loss") else []
-        if not aux:
+        extra = []
+        if aux:  # the entropy model's quantiles: their own Adam at a constant 1e-3, one step after each main step
+            extra.append(OptimizerGroup("entropy_aux", aux, optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
+                                        schedule=lambda opt, total: None))
+        for group, reg in self._discriminator_groups().items():  # a discriminator on codes (axes/adversarial.py)
+            extra.append(OptimizerGroup(group, list(reg.discriminator.parameters()), steps=reg.disc_steps,
+                                        optimizer=reg.optimizer, schedule=lambda opt, total: None))
+        if not extra:
             return [OptimizerGroup("main", list(self.parameters()))]
-        ids = {id(p) for p in aux}
-        # the entropy model's quantiles: their own Adam at a constant 1e-3, one step after each main step
-        return [OptimizerGroup("main", [p for p in self.parameters() if id(p) not in ids]),
-                OptimizerGroup("entropy_aux", aux, optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
-                               schedule=lambda opt, total: None)]
+        ids = {id(p) for g in extra for p in g.params}
+        return [OptimizerGroup("main", [p for p in self.parameters() if id(p) not in ids]), *extra]
+
+    def _discriminator_groups(self) -> dict:
+        """{'<name>_discriminator': regularizer} for the regularizers that train a discriminator in their own group."""
+        return {f"{name}_discriminator": reg for name, reg in self.regularizers.items()
+                if hasattr(reg, "discriminator_loss")}
+
+    def _discriminator_step(self, batch, reg):
+        """The discriminator's loss on the codes of the model's step on this batch (detached); without one
+        (the group called first), the batch is encoded here without gradients."""
+        from .step import StepOutput, split_xy
+
+        rows = reg.last_codes()
+        if rows is None:
+            x, y = split_xy(batch)
+            x = self.as_input(x)
+            with torch.no_grad():
+                h, _ = self.encoder(self.corruption(x))
+                code = self.bottleneck(self._join(h, self._label(y if self.num_classes else None, x)))
+            from .axes.adversarial import code_rows
+
+            rows = code_rows(code.z)
+        loss, terms = reg.discriminator_loss(rows)
+        return StepOutput(loss=loss, terms=terms, weights={k: 1.0 for k in terms})
 
     # ----------------------------------------------------------------- generation
     def sample(self, n: int, *, generator: torch.Generator | None = None, label=None, prior=None) -> torch.Tensor:

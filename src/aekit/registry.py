@@ -339,7 +339,7 @@ def _params_text(params: Mapping) -> str:
 CORRUPTIONS = Registry("corruption")
 BACKBONES = Registry("backbone", structural=("input_shape", "latent_dim"))
 BOTTLENECKS = Registry("bottleneck", structural=("in_features", "latent_dim"))
-REGULARIZERS = Registry("regularizer", structural=("input_shape",))  # input_shape: learned pseudo-inputs
+REGULARIZERS = Registry("regularizer", structural=("input_shape", "latent_dim"))  # pseudo-inputs; discriminators
 LIKELIHOODS = Registry("likelihood")
 VARIANTS = Registry("variant")
 AXES = {"corruption": CORRUPTIONS, "backbone": BACKBONES, "bottleneck": BOTTLENECKS,

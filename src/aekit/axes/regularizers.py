@@ -22,7 +22,16 @@ terms is the loss.
   ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
   batch mean of the summed KL and C rising linearly from 0 to C_max nats over
   `capacity_steps` training steps (then constant). The term is a batch quantity, returned
-  broadcast to (B,); C = 0 gives the plain batch-mean KL.
+  broadcast to (B,); C = 0 gives the plain batch-mean KL. capacity_loss='hinge' makes it one-sided,
+  gamma * max(0, KL - C): a cap with no push upwards. Below C the two-sided |KL - C| pushes the
+  KL up with weight gamma, and the cheapest way up is input-independent (shift every posterior
+  mean alike, shrink the variances: no information); with gamma >> 1 that term drives Adam's
+  normalized encoder steps and the encoder, input-independent at initialization on dSprites,
+  never starts to depend on its input (the collapse measured in benchmarks/README.md). Under the
+  hinge the reconstruction alone moves the KL below C, and the cap binds as C rises.
+  kl_weight > 0 adds the per-sample KL weighted kl_weight under the cap (two terms,
+  'kl_prior.kl' and 'kl_prior.capacity'): with kl_weight = 1 and the hinge, the ELBO up to C
+  and gamma per nat beyond it.
 - mmd(kernel, scale, weight, prior_samples): the unbiased MMD^2 between the batch's codes and
   max(B, prior_samples) draws of N(0, I) (Gretton et al. 2012), a batch quantity broadcast to
   (B,): WAE-MMD (Tolstikhin et al. 2018) and InfoVAE (Zhao et al. 2019).
@@ -202,9 +211,16 @@ class KLPrior(Regularizer):
     name = "kl_prior"
     requires = frozenset({"posterior", "elbo_path"})
 
+    CAPACITY_LOSSES = ("abs", "hinge")
+
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
-                 capacity: float = 0.0, capacity_steps: int = 0) -> None:
+                 capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs",
+                 kl_weight: float = 0.0) -> None:
         super().__init__(weight=beta)
+        check_choice("kl_prior capacity_loss", capacity_loss, self.CAPACITY_LOSSES)
+        if not float(kl_weight) >= 0:
+            raise ConfigError(f"kl_prior kl_weight must be >= 0; got {kl_weight!r}.")
+        self.capacity_loss, self.kl_weight = capacity_loss, float(kl_weight)
         if int(warmup_steps) < 0:
             raise ConfigError(f"kl_prior warmup_steps must be >= 0; got {warmup_steps!r}.")
         if not float(free_bits) >= 0:
@@ -219,10 +235,20 @@ class KLPrior(Regularizer):
         self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
 
-    def current_weight(self) -> float:
+    def _split(self) -> bool:
+        """Two terms: the per-sample KL weighted kl_weight and the capacity term weighted gamma."""
+        return self.capacity > 0 and self.kl_weight > 0
+
+    def _gamma(self) -> float:
         if self.warmup_steps <= 0:
             return self.beta
         return self.beta * min(1.0, float(self.step) / self.warmup_steps)
+
+    def current_weight(self) -> float:
+        return 1.0 if self._split() else self._gamma()
+
+    def term_weights(self) -> dict[str, float]:
+        return {"kl": self.kl_weight, "capacity": self._gamma()}
 
     def current_capacity(self) -> float:
         """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
@@ -230,13 +256,26 @@ class KLPrior(Regularizer):
             return self.capacity
         return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
 
+    def schedule_note(self, total_steps: int) -> str | None:
+        """A warning when the run ends before C reaches C_max (the trainer asks at the start of fit)."""
+        if self.capacity <= 0 or self.capacity_steps <= 0 or int(self.step) + total_steps >= self.capacity_steps:
+            return None
+        reached = self.capacity * (int(self.step) + total_steps) / self.capacity_steps
+        return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): "
+                f"C reaches only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
+                f"{int(0.8 * total_steps)} (80% of the run) to anneal to C_max.")
+
     def forward(self, ctx: RegContext) -> torch.Tensor:
         kl = ctx.code.posterior.kl_per_unit()  # (B, D)
         if self.capacity > 0:
             c = self.current_capacity()  # C of this step, before counting it
             if self.training:
                 self.step += 1
-            return (kl.sum(dim=1).mean() - c).abs().expand(kl.shape[0])  # batch quantity |KL - C|, as (B,)
+            gap = kl.sum(dim=1).mean() - c  # () batch-mean KL minus the target
+            value = (gap.abs() if self.capacity_loss == "abs" else gap.clamp(min=0)).expand(kl.shape[0])
+            if self._split():  # kl_weight * KL + gamma * capacity term, logged as two terms
+                return {"kl": kl.sum(dim=1), "capacity": value}
+            return value  # batch quantity |KL - C| or max(0, KL - C), as (B,)
         if self.training:
             self.step += 1
         if self.free_bits > 0 and self.training:

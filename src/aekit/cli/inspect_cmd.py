@@ -47,6 +47,9 @@ def add_inspect_parsers(sub) -> None:
                    help="deterministic runs (rae, wae_mmd, ae, ...): sample a K-component Gaussian mixture fitted on the "
                         "codes of the run's training data (Ghosh et al. 2020); discrete runs (vq_vae, fsq_vae) always "
                         "sample a categorical prior fitted on their training indices")
+    p.add_argument("--code-prior", choices=("categorical", "autoregressive"), default="categorical",
+                   help="discrete runs: the prior fitted on the training indices, per-position categorical or "
+                        "autoregressive over the code positions (a small GRU; default: %(default)s)")
     p.set_defaults(func=run_sample)
 
 
@@ -84,7 +87,7 @@ def run_reconstruct(args) -> int:
 def run_sample(args) -> int:
     out = out_path(args.out, (".npy", ".png"))
     drawn = sample_run(args.run_dir, n=args.n, seed=args.seed, label=getattr(args, "label", None),
-                       ex_post=getattr(args, "ex_post", None))
+                       ex_post=getattr(args, "ex_post", None), code_prior=getattr(args, "code_prior", "categorical"))
     if out.suffix.lower() == ".npy":  # the training data's units, clipped where bounded (aekit.units)
         save_npy(out, drawn["raw"].numpy().astype(np.float32))
     else:

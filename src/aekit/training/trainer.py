@@ -665,6 +665,11 @@ class Trainer(CheckpointMixin):
                 f"this run takes only {total} optimizer steps ({cfg.epochs} epochs of {steps_per_epoch} batches of "
                 f"up to {cfg.batch_size} from {n_train} samples), too few to learn much (fewer than {MIN_STEPS}); "
                 f"raise epochs (to about {hint}, {ADVISED_STEPS} steps) or lower batch_size."), stacklevel=3)
+        for module in self.model.modules():  # a schedule longer than the run (kl_prior's capacity_steps)
+            note = getattr(module, "schedule_note", None)
+            message = note(total) if callable(note) else None
+            if message:
+                warnings.warn(AekitWarning(message), stacklevel=3)
 
     def _call_step(self, batch, group: str | None = None):
         """model.training_step(batch[, group=...]); a module without the contract: forward(x) or forward(*batch)."""
