@@ -10,7 +10,8 @@ the axes and the variants, so that nothing below it imports upward.
 from __future__ import annotations
 
 from . import backbones, variants  # noqa: F401  (register on import)
-from .axes import adversarial, bottlenecks, corruption, distortions, entropy_models, likelihoods, priors, regularizers  # noqa: F401
+from .axes import adversarial, bottlenecks, corruption, distortions, entropy_models  # noqa: F401
+from .axes import likelihoods, priors, regularizers  # noqa: F401
 
 
 def load_all() -> None:
