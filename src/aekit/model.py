@@ -326,8 +326,8 @@ class Autoencoder(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None, label=None, prior=None) -> torch.Tensor:
         """n draws of the prior decoded to means: (n, *input_shape).
 
-        Gaussian bottlenecks draw z ~ N(0, I), or the learned prior of a regularizer that has one
-        (kl_vamp's mixture). Discrete codes ('discrete': vq, fsq) draw indices from a code prior fitted
+        Gaussian bottlenecks draw z ~ N(0, I), or the prior of a regularizer that has one
+        (kl_vamp's mixture; adversarial's N(0, I), which the AAE's codes are trained to match). Discrete codes ('discrete': vq, fsq) draw indices from a code prior fitted
         on the training indices (prior=, or model.code_prior; aekit.tasks.code_prior.fit_code_prior)
         and decode their codebook entries.
         label (conditional models only): one class index for all n, or n indices; None gives every
@@ -335,7 +335,8 @@ class Autoencoder(nn.Module):
         """
         prior = prior if prior is not None else getattr(self, "code_prior", None)
         discrete = self.provides("discrete") and not self.provides("posterior")
-        if not self.provides("posterior") and not (discrete and prior is not None):
+        learned = [r for r in self.regularizers.values() if hasattr(r, "sample_prior")]  # kl_vamp, adversarial
+        if not self.provides("posterior") and not (discrete and prior is not None) and not learned:
             raise ConfigError(
                 "sample() needs a generative model: a bottleneck that provides 'posterior' (e.g. 'gaussian', a VAE), "
                 "or a 'discrete' one (vq, fsq) with a code prior fitted on its training indices "
@@ -351,7 +352,6 @@ class Autoencoder(nn.Module):
         if self.num_classes:
             y = balanced_labels(n, self.num_classes) if label is None else \
                 label_tensor(label, num_classes=self.num_classes, n=n, name="label")
-        learned = [r for r in self.regularizers.values() if hasattr(r, "sample_prior")]  # e.g. kl_vamp
         if discrete:
             z = self.bottleneck.embed(prior.sample(n, generator=generator))  # (n,) indices -> (n, D)
         elif learned:

@@ -127,6 +127,14 @@ class AdversarialPrior(DiscriminatorRegularizer):
         self.remember(rows)
         return per_input(F.softplus(-self.discriminator(rows)), z.shape[0])  # -log sigmoid(D(z)): (B,)
 
+    def sample_prior(self, n: int, *, model, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of the prior the codes are matched to, N(0, I): (n, D) (model.sample decodes them)."""
+        if self.discriminator is None:
+            raise ConfigError("adversarial: sampling needs the code width (latent_dim), which this model did not give.")
+        first = self.discriminator.net[0]  # nn.Linear(D, hidden[0])
+        return torch.randn((n, first.in_features), generator=generator, device=first.weight.device,
+                           dtype=first.weight.dtype)
+
     def discriminator_loss(self, rows):
         prior = torch.randn_like(rows)  # (N, D) ~ N(0, I), label 1
         real = F.softplus(-self.discriminator(prior)).mean()  # -log D(prior)
