@@ -150,6 +150,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=None, help="default: the CLI's")
     p.add_argument("--lr", type=float, default=None, help="default: the CLI's")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    p.add_argument("--tag", default="denoising_defaults", help="results file name (one per --data run in parallel)")
     p.add_argument("--no-bm3d", action="store_true", help="skip BM3D (when the bm3d package is missing)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 epoch, one tuning value; "
                                                         "prints, writes no results file")
@@ -181,7 +182,7 @@ def main() -> int:
     if args.quick:
         print("--quick: a smoke run; no results file written")
         return 0
-    path = write_results("denoising_defaults", {"rows": rows, "table": markdown(table, columns),
+    path = write_results(args.tag, {"rows": rows, "table": markdown(table, columns),
                                                 "wall_seconds": round(time.perf_counter() - t0, 1),
                                                 "settings": {k: getattr(args, k) for k in ("n_train", "n_val", "n_test",
                                                                                            "epochs", "batch_size", "lr",
