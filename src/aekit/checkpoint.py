@@ -134,6 +134,18 @@ def read_json(path) -> dict:
     return obj
 
 
+def folder_kind(directory) -> str | None:
+    """The 'kind' in a saved folder's config.json (a segmenter, an SAE, ...), None without a readable one."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        kind = read_json(path).get("kind")
+    except CheckpointError:
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 # ---------------------------------------------------------------------- models
 def save(model, directory: str | os.PathLike) -> Path:
     """Write model.safetensors and config.json into directory (created if needed)."""

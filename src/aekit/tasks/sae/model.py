@@ -262,13 +262,7 @@ def save_sae(model: SparseAutoencoder, directory: str | os.PathLike) -> Path:
 
 
 def is_sae_folder(directory) -> bool:
-    path = Path(directory) / ckpt.CONFIG_NAME
-    if not path.is_file():
-        return False
-    try:
-        return ckpt.read_json(path).get("kind") == KIND
-    except CheckpointError:
-        return False
+    return ckpt.folder_kind(directory) == KIND
 
 
 def load_sae(directory: str | os.PathLike, *, map_location: str = "cpu") -> SparseAutoencoder:

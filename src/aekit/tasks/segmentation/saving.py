@@ -29,13 +29,7 @@ def save_segmenter(model: SegmentationUNet, directory: str | os.PathLike) -> Pat
 
 
 def is_segmenter_dir(directory) -> bool:
-    path = Path(directory) / ckpt.CONFIG_NAME
-    if not path.is_file():
-        return False
-    try:
-        return ckpt.read_json(path).get("kind") == KIND
-    except CheckpointError:
-        return False
+    return ckpt.folder_kind(directory) == KIND
 
 
 def load_segmenter(directory: str | os.PathLike, *, map_location: str = "cpu") -> SegmentationUNet:
