@@ -22,6 +22,13 @@ TITLES = {
     "odds_anomaly_validation_widths": "ODDS validation parts (5 seeds, the test parts untouched): the detector with the "
                                       "4x-input width cap (aekit_detector, the default then) and without (est_wide); "
                                       "the command path with the 1,000-step budget (aekit_cli) and with 10 epochs (cli_e10)",
+    "denoising_defaults": "Denoising with `aekit train dae` given --epochs 10 --batch-size 128 (the defaults before the "
+                          "1,000-step budget), against NL-means and BM3D tuned on validation",
+    "denoising_defaults_mnist": "Denoising with the command-line defaults (`aekit train dae` + `aekit denoise`, no "
+                                "option: U-Net, blind noise, 32 epochs = the 1,000-step budget on 4,000 images), MNIST, "
+                                "against NL-means and BM3D tuned on validation",
+    "denoising_defaults_photos": "Denoising with the command-line defaults, 32x32 patches of held-out natural photographs "
+                                 "(trained on patches of 12 others), against NL-means and BM3D tuned on validation",
     "train_throughput_second_edition": "Throughput of the second-edition trainer vs the tutorial loop: a 2-epoch run "
                                        "under load 3-5, throughput only (neither reaches SE 5.0 in 2 epochs)",
 }
