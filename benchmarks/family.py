@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown, mnist_dir, write_results  # noqa: E402
+from common import markdown, mnist_dir, train_mnist_classifier, write_results  # noqa: E402
 
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
@@ -69,19 +69,7 @@ def recipes(wanted: str | None) -> tuple[list[str], list[str]]:
 def train_classifier(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                      *, epochs: int, seed: int = 0) -> tuple[nn.Module, float]:
     """A fixed MNIST classifier mlp 784-256-10 (ReLU, Adam 1e-3, batch 128) -> (model, test accuracy)."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=g)
-        for i in range(0, x.shape[0], 128):
-            idx = perm[i:i + 128]
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
+    net = train_mnist_classifier(x, y, epochs=epochs, seed=seed)
     with torch.no_grad():
         acc = float((net(x_test).argmax(1) == y_test).double().mean())
     return net, acc

@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import markdown, mnist_dir, write_results  # noqa: E402
+from common import markdown, mnist_dir, train_mnist_classifier, write_results  # noqa: E402
 
 from aekit.data.load import load_data  # noqa: E402
 from aekit.errors import ShortRunWarning  # noqa: E402
@@ -47,26 +46,6 @@ from aekit.tasks.sae import capture, downstream_effect, fvu, train_sae  # noqa: 
 
 WORKER = Path(__file__).resolve().parent / "sae_external_worker.py"
 VENVS = {"dictionary_learning": "/tmp/venv-dictionary-learning", "sae_lens": "/tmp/venv-sae-lens"}
-
-
-def classifier() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def train_classifier(x, y, *, epochs: int, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    model = classifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=g)
-        for i in range(0, x.shape[0], 128):
-            idx = perm[i:i + 128]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
 
 
 def splice_rows(x_hat: torch.Tensor):
@@ -109,7 +88,7 @@ def main(argv=None) -> int:
     x_test, y_test = ds.split("test")
     x_train, y_train, x_test, y_test = x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test]
     t0 = time.perf_counter()
-    host = train_classifier(x_train, y_train, epochs=clf_epochs, seed=seed)
+    host = train_mnist_classifier(x_train, y_train, epochs=clf_epochs, seed=seed)
     with torch.no_grad():
         acc = float((host(x_test).argmax(1) == y_test).double().mean())
     print(f"classifier: test accuracy {acc:.4f} ({time.perf_counter() - t0:.1f} s)", flush=True)

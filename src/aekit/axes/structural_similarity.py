@@ -52,16 +52,22 @@ def ms_ssim_scales(h: int, w: int, *, max_scales: int = len(WEIGHTS)) -> int:
     return max(1, min(max_scales, 1 + int(math.floor(math.log2(side / WINDOW)))))
 
 
+def image_pair(x: torch.Tensor, y: torch.Tensor, *, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y of one shape, (N, C, H, W) or (N, H, W) -> both (N, C, H, W); a ValueError naming `name` otherwise."""
+    if x.shape != y.shape:
+        raise ValueError(f"{name} needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() == 3:
+        x, y = x.unsqueeze(1), y.unsqueeze(1)
+    if x.dim() != 4:
+        raise ValueError(f"{name} needs images (N, C, H, W) or (N, H, W); got shape {tuple(x.shape)}")
+    return x, y
+
+
 def ms_ssim_terms(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, scales: int | None = None,
                   dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, list[float]]:
     """The raw terms (cs_1, ..., cs_{M-1}, SSIM_M), (N, M), unclipped and differentiable, and their M weights.
     x, y: (N, C, H, W) or (N, H, W)."""
-    if x.shape != y.shape:
-        raise ValueError(f"ms_ssim needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dim() == 3:
-        x, y = x.unsqueeze(1), y.unsqueeze(1)
-    if x.dim() != 4:
-        raise ValueError(f"ms_ssim needs images (N, C, H, W) or (N, H, W); got shape {tuple(x.shape)}")
+    x, y = image_pair(x, y, name="ms_ssim")
     m = ms_ssim_scales(*x.shape[2:]) if scales is None else int(scales)
     if not 1 <= m <= len(WEIGHTS) or min(x.shape[2:]) >> (m - 1) < 1:
         raise ValueError(f"scales must be from 1 to {len(WEIGHTS)} and leave at least one pixel; got {scales!r} "

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ..axes.structural_similarity import ssim_maps  # noqa: F401  (the SSIM maps live with the distortion)
+from ..axes.structural_similarity import image_pair, ssim_maps  # noqa: F401  (the SSIM maps live with the distortion)
 
 
 @torch.no_grad()
@@ -58,12 +58,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: i
     use_sample_covariance=False) for images of 11 pixels or more a side (skimage filters smaller
     ones with reflect padding; this uses the largest odd window that fits). reduction: 'mean' -> float, 'none' -> (N,) tensor.
     """
-    if x.shape != y.shape:
-        raise ValueError(f"ssim needs equal shapes; got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dim() == 3:
-        x, y = x.unsqueeze(1), y.unsqueeze(1)
-    if x.dim() != 4:
-        raise ValueError(f"ssim needs images (N, C, H, W) or (N, H, W); got shape {tuple(x.shape)}")
+    x, y = image_pair(x, y, name="ssim")
     n, c, h, w = x.shape
     if n > 2000:  # bounded memory: five (N, C, H, W) maps per chunk
         parts = [ssim(x[i:i + 2000], y[i:i + 2000], data_range=data_range, window=window, sigma=sigma, reduction="none")
