@@ -234,7 +234,7 @@ def test_every_variant_keeps_the_contract(variant, tmp_path):
     with torch.no_grad():
         assert torch.equal(seeded(loaded, x, y).loss, before.loss)
         # a posterior's prior, or a regularizer's (kl_vamp's mixture, adversarial's N(0, I) an AAE matches)
-        samplable = model.provides("posterior") or any(hasattr(r, "sample_prior") for r in model.regularizers.values())
+        samplable = model.has_prior
         if samplable and not model.provides("skips"):
             kw = {"label": 1} if conditional else {}
             s = model.sample(4, generator=torch.Generator().manual_seed(0), **kw)

@@ -91,6 +91,16 @@ class Autoencoder(nn.Module):
         return self.provides("posterior")
 
     @property
+    def prior_regularizers(self) -> list:
+        """Regularizers that hold a prior to draw codes from (kl_vamp's mixture, adversarial's N(0, I))."""
+        return [r for r in self.regularizers.values() if hasattr(r, "sample_prior")]
+
+    @property
+    def has_prior(self) -> bool:
+        """sample() can draw without a fitted code prior: a posterior's N(0, I) or a regularizer's prior."""
+        return self.provides("posterior") or bool(self.prior_regularizers)
+
+    @property
     def uses_skips(self) -> bool:
         return bool(getattr(self.decoder, "use_skips", False))
 
@@ -335,8 +345,8 @@ class Autoencoder(nn.Module):
         """
         prior = prior if prior is not None else getattr(self, "code_prior", None)
         discrete = self.provides("discrete") and not self.provides("posterior")
-        learned = [r for r in self.regularizers.values() if hasattr(r, "sample_prior")]  # kl_vamp, adversarial
-        if not self.provides("posterior") and not (discrete and prior is not None) and not learned:
+        learned = self.prior_regularizers
+        if not self.has_prior and not (discrete and prior is not None):
             raise ConfigError(
                 "sample() needs a generative model: a bottleneck that provides 'posterior' (e.g. 'gaussian', a VAE), "
                 "or a 'discrete' one (vq, fsq) with a code prior fitted on its training indices "
