@@ -137,6 +137,33 @@ def test_bernoulli_nll_is_stable_for_large_logits():
     assert_close(lik.nll(torch.tensor([[0.0, 1.0]]), logits), torch.tensor([120.0]))
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_plain_model_loss_is_the_hand_computed_mean_nll(likelihood):
+    """A plain autoencoder's fused loss (one summed reduction) equals the per-sample NLL by hand, averaged."""
+    import aekit
+
+    model = aekit.build("ae", input_shape=(6,), hidden=[5], latent_dim=2, backbone="mlp", likelihood=likelihood,
+                        seed=0).double()
+    x = torch.rand(4, 6, generator=gen(11), dtype=torch.float64)
+    out = model(x)
+    logits = out.params  # (4, 6): logits (bernoulli) or means (gaussian, sigma 1)
+    if likelihood == "bernoulli":
+        p = torch.sigmoid(logits)
+        hand = -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).sum(1)  # (4,)
+        assert_close(out.x_hat, p)
+    else:
+        hand = 0.5 * (x - logits).pow(2).sum(1) + 3 * math.log(2 * math.pi)
+        assert_close(out.x_hat, logits)
+    assert_close(out.loss, hand.mean())
+    assert_close(out.nll, hand)  # the per-sample NLL, computed when read
+    out.loss.backward()  # the fused loss has the per-sample mean's gradient
+    grads = [q.grad.clone() for q in model.parameters()]
+    model.zero_grad()
+    model.likelihood.nll(x, model(x).params).mean().backward()
+    for g1, q in zip(grads, model.parameters()):
+        assert_close(g1, q.grad)
+
+
 def test_gaussian_nll_sigma_one_is_half_sse_plus_constant():
     g = gen(8)
     x = torch.randn(3, 2, 4, generator=g, dtype=torch.float64)
