@@ -32,6 +32,7 @@ TITLES = {
     "train_throughput_flush_1t": "Time to quality with subnormals flushed in training (1 thread): the tutorial loop, the same "
                                  "loop with the flush (not what users write), and what `aekit train ae --hidden 512,256 "
                                  "--latent-dim 32` builds",
+    "train_throughput_flush_2t": "The same with 2 intra-op threads, plus aekit.build's gaussian model (aekit-default)",
     "train_throughput_second_edition": "Throughput of the second-edition trainer vs the tutorial loop: a 2-epoch run "
                                        "under load 3-5, throughput only (neither reaches SE 5.0 in 2 epochs)",
 }
