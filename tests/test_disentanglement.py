@@ -298,6 +298,22 @@ def test_the_capacity_on_the_information_term():
         KLPrior(capacity=5.0, capacity_on="mi")
 
 
+def test_the_capacity_can_start_above_zero():
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_steps=4, capacity_start=2.0).train()
+    kl = torch.tensor([[1.0, 2.0], [3.0, 6.0]])                        # batch-mean KL 6
+    caps, values = [], []
+    for _ in range(6):
+        caps.append(reg.current_capacity())
+        values.append(float(reg(_ctx(kl))[0]))
+    assert caps == pytest.approx([2.0, 3.5, 5.0, 6.5, 8.0, 8.0])       # C_0 + (C_max - C_0) * step / steps
+    assert values == pytest.approx([4.0, 2.5, 1.0, 0.5, 2.0, 2.0])     # |6 - C|
+    fresh = KLPrior(capacity=8.0, capacity_steps=4, capacity_start=2.0)
+    assert "C reaches only 5 of capacity=8" in fresh.schedule_note(2)  # a run of 2 of the 4 steps: 2 + 6 / 2
+    for bad in (-1.0, 9.0):
+        with pytest.raises(ConfigError, match="capacity_start"):
+            KLPrior(capacity=8.0, capacity_start=bad)
+
+
 def test_a_capacity_schedule_longer_than_the_run_is_a_warning():
     from aekit.errors import AekitWarning
     from aekit.training.trainer import TrainConfig, Trainer

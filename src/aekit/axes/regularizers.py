@@ -20,8 +20,8 @@ terms is the loss.
   each unit's batch-mean KL counts as at least lambda nats (Kingma et al. 2016).
   With capacity C_max > 0 it is the capacity-annealed objective of Burgess et al. 2018
   ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
-  batch mean of the summed KL and C rising linearly from 0 to C_max nats over
-  `capacity_steps` training steps (then constant). The term is a batch quantity, returned
+  batch mean of the summed KL and C rising linearly from 0 (or capacity_start) to C_max nats
+  over `capacity_steps` training steps (then constant). The term is a batch quantity, returned
   broadcast to (B,); C = 0 gives the plain batch-mean KL. capacity_loss='hinge' makes it one-sided,
   gamma * max(0, KL - C): a cap with no push upwards. Below C the two-sided |KL - C| pushes the
   KL up with weight gamma, and the cheapest way up is input-independent: measured on dSprites
@@ -227,7 +227,7 @@ class KLPrior(Regularizer):
 
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
                  capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs",
-                 kl_weight: float = 0.0, capacity_on: str = "kl") -> None:
+                 kl_weight: float = 0.0, capacity_on: str = "kl", capacity_start: float = 0.0) -> None:
         super().__init__(weight=beta)
         check_choice("kl_prior capacity_loss", capacity_loss, self.CAPACITY_LOSSES)
         check_choice("kl_prior capacity_on", capacity_on, self.CAPACITY_ON)
@@ -247,6 +247,10 @@ class KLPrior(Regularizer):
                               f"(got capacity={capacity!r}, free_bits={free_bits!r}).")
         self.beta, self.warmup_steps, self.free_bits = float(beta), int(warmup_steps), float(free_bits)
         self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
+        if not 0.0 <= float(capacity_start) <= max(self.capacity, 0.0):
+            raise ConfigError(f"kl_prior capacity_start (nats) must be in [0, capacity={capacity!r}]; "
+                              f"got {capacity_start!r}.")
+        self.capacity_start = float(capacity_start)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
 
     def _split(self) -> bool:
@@ -266,16 +270,19 @@ class KLPrior(Regularizer):
         return {"kl": self.kl_weight, "capacity": self._gamma(), "marginal": self._gamma()}
 
     def current_capacity(self) -> float:
-        """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
+        """C in nats at the current step: C_0 + (C_max - C_0) * min(1, step / capacity_steps), C_0 = capacity_start
+        (C_max at once without steps)."""
         if self.capacity_steps <= 0:
             return self.capacity
-        return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
+        c0 = self.capacity_start
+        return c0 + (self.capacity - c0) * min(1.0, float(self.step) / self.capacity_steps)
 
     def schedule_note(self, total_steps: int) -> str | None:
         """A warning when the run ends before C reaches C_max (the trainer asks at the start of fit)."""
         if self.capacity <= 0 or self.capacity_steps <= 0 or int(self.step) + total_steps >= self.capacity_steps:
             return None
-        reached = self.capacity * (int(self.step) + total_steps) / self.capacity_steps
+        c0 = self.capacity_start
+        reached = c0 + (self.capacity - c0) * (int(self.step) + total_steps) / self.capacity_steps
         return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): "
                 f"C reaches only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
                 f"{int(0.8 * total_steps)} (80% of the run) to anneal to C_max.")
