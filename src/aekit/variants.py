@@ -108,7 +108,9 @@ def annealed_vae() -> dict:
     with gamma too, so the total KL still goes to C). With the whole KL as the target the encoder meets C without
     information (one offset of every posterior mean, measured on procedural dSprites: 18 of 20 nats, Var_x[mu] = 0)
     and never leaves the mean-image plateau; the information part of an input-independent posterior is 0, so C can
-    only be met by codes that depend on the input (benchmarks/README.md, annealed_probe_trace.json).
+    only be met by codes that depend on the input (benchmarks/README.md, annealed_probe_trace.json). Measured on
+    procedural 32 x 32 dSprites, 5,000 steps, gamma 30, C 10: reconstruction 21-35 nats, mean MIG 0.077 over 3 seeds
+    (beta-VAE b=4: 0.406): no collapse, but not yet disentangling on that short protocol.
     Burgess et al. 2018, Understanding disentangling in beta-VAE."""
     return {**beta_vae(), "backbone": {"conv": {"channels": [32, 32, 64, 64], "hidden": [256, 256]}},
             "regularizers": {"kl_prior": {"beta": 1000.0, "capacity": 25.0, "capacity_steps": 100000,
