@@ -179,8 +179,12 @@ def test_annealed_kl_term_follows_the_capacity_schedule():
 
 
 def test_annealed_loss_in_the_model_is_recon_plus_gamma_abs_kl_minus_c():
+    # the paper's form, on the whole KL (the recipe's default measures C on the information: capacity_on)
+    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8))["regularizers"]["kl_prior"]["capacity_on"] \
+        == "information"
     model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
-                        regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10}})
+                        regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
+                                                   "capacity_on": "kl"}})
     reg = model.regularizers["kl_prior"]
     reg.step.fill_(4)                                  # C = 2 nats
     model.train()
@@ -213,7 +217,7 @@ def test_the_hinge_capacity_term_caps_the_kl_without_pushing_it_up():
 def test_the_kl_weight_under_the_cap_is_a_second_term():
     model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
                         regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
-                                                   "capacity_loss": "hinge", "kl_weight": 1.0}})
+                                                   "capacity_loss": "hinge", "kl_weight": 1.0, "capacity_on": "kl"}})
     reg = model.regularizers["kl_prior"]
     reg.step.fill_(2)                                  # C = 1 nat
     model.train()
@@ -229,6 +233,85 @@ def test_the_kl_weight_under_the_cap_is_a_second_term():
     assert_close(out.per_sample, out.nll + per_sample + 50.0 * (kl - 1.0).clamp(min=0))
     with pytest.raises(ConfigError, match="kl_weight"):
         KLPrior(capacity=5.0, kl_weight=-1.0)
+
+
+def test_the_kl_splits_exactly_into_information_and_marginal():
+    from aekit.axes.divergences import kl_information_split
+    from aekit.axes.bottlenecks import DiagonalGaussian
+
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(50, 4, generator=gen) * 2 + 1, torch.randn(50, 4, generator=gen)
+    info, marginal = kl_information_split(mu, logvar)
+    assert info.shape == marginal.shape == (4,) and (info >= 0).all() and (marginal >= 0).all()
+    assert_close(info + marginal, DiagonalGaussian(mu, logvar).kl_per_unit().mean(0))   # the batch-mean KL, exactly
+    # every input the same variance s^2: the information is the Gaussian channel's 0.5 log(1 + var(mu) / s^2)
+    same = torch.full_like(logvar, math.log(0.25))
+    info, _ = kl_information_split(mu, same)
+    assert_close(info, 0.5 * torch.log(1 + mu.var(0, unbiased=False) / 0.25))
+    # a posterior that ignores its input: no information, whatever its offset and variance; the KL is all marginal
+    const_mu, const_lv = torch.tensor([[3.0, -1.0]]).expand(8, 2), torch.tensor([[1.5, -2.0]]).expand(8, 2)
+    info, marginal = kl_information_split(const_mu, const_lv)
+    assert_close(info, torch.zeros(2), atol=1e-6, rtol=0)
+    assert_close(marginal, DiagonalGaussian(const_mu, const_lv).kl_per_unit()[0])
+    # an offset of every mean moves the marginal part only: the information has no gradient along it
+    mu.requires_grad_(True)
+    info, _ = kl_information_split(mu, logvar)
+    (grad,) = torch.autograd.grad(info.sum(), mu)
+    assert_close(grad.sum(0), torch.zeros(4), atol=1e-5, rtol=0)
+
+
+def test_the_capacity_on_the_information_term():
+    model = aekit.build("annealed_vae", input_shape=(1, 8, 8), backbone={"conv": {"channels": [4, 8]}}, latent_dim=3,
+                        seed=0, regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
+                                                           "capacity_on": "information"}})
+    from aekit.axes.divergences import kl_information_split
+
+    reg = model.regularizers["kl_prior"]
+    reg.step.fill_(4)                                  # C = 2 nats
+    model.train()
+    torch.manual_seed(0)
+    out = model(torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    post = out.code.posterior
+    info, marginal = kl_information_split(post.mu, post.logvar)
+    assert set(out.terms) == {"nll", "kl_prior.capacity", "kl_prior.marginal"}
+    assert out.weights["kl_prior.capacity"] == 50.0 and out.weights["kl_prior.marginal"] == 50.0
+    assert_close(out.terms["kl_prior.capacity"], (info.sum() - 2.0).abs())
+    assert_close(out.terms["kl_prior.marginal"], marginal.sum())
+    assert_close(out.loss, out.terms["nll"] + 50.0 * ((info.sum() - 2.0).abs() + marginal.sum()))
+    # an aggregate posterior at the prior (means +-a, variances 1 - a^2: mean 0, variance 1) has marginal 0, and
+    # the term is the paper's |KL - C|
+    a = torch.tensor([0.6, 0.9])
+    at_prior = SimpleNamespace(mu=torch.stack([a, -a]), logvar=torch.log(1 - a**2).expand(2, 2))
+    at_prior.kl_per_unit = lambda: 0.5 * (at_prior.mu**2 + 1 - a**2 - 1 - at_prior.logvar)
+    ctx = SimpleNamespace(code=SimpleNamespace(posterior=at_prior), x_in=None, model=None)
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_on="information").eval()
+    parts = reg(ctx)
+    assert_close(parts["marginal"], torch.zeros(2), atol=1e-6, rtol=0)
+    assert_close(parts["capacity"], (at_prior.kl_per_unit().sum(1).mean() - 8.0).abs().expand(2))
+    # kl_weight adds the per-sample KL as a third term; the hinge caps the information
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_on="information", capacity_loss="hinge", kl_weight=1.0).train()
+    ctx = SimpleNamespace(code=SimpleNamespace(posterior=post), x_in=None, model=None)
+    parts = reg(ctx)
+    assert set(parts) == {"capacity", "marginal", "kl"} and reg.term_weights()["kl"] == 1.0
+    assert_close(parts["capacity"], (info.sum() - 8.0).clamp(min=0).expand(6))
+    with pytest.raises(ConfigError, match="capacity_on"):
+        KLPrior(capacity=5.0, capacity_on="mi")
+
+
+def test_the_capacity_can_start_above_zero():
+    reg = KLPrior(beta=10.0, capacity=8.0, capacity_steps=4, capacity_start=2.0).train()
+    kl = torch.tensor([[1.0, 2.0], [3.0, 6.0]])                        # batch-mean KL 6
+    caps, values = [], []
+    for _ in range(6):
+        caps.append(reg.current_capacity())
+        values.append(float(reg(_ctx(kl))[0]))
+    assert caps == pytest.approx([2.0, 3.5, 5.0, 6.5, 8.0, 8.0])       # C_0 + (C_max - C_0) * step / steps
+    assert values == pytest.approx([4.0, 2.5, 1.0, 0.5, 2.0, 2.0])     # |6 - C|
+    fresh = KLPrior(capacity=8.0, capacity_steps=4, capacity_start=2.0)
+    assert "C reaches only 5 of capacity=8" in fresh.schedule_note(2)  # a run of 2 of the 4 steps: 2 + 6 / 2
+    for bad in (-1.0, 9.0):
+        with pytest.raises(ConfigError, match="capacity_start"):
+            KLPrior(capacity=8.0, capacity_start=bad)
 
 
 def test_a_capacity_schedule_longer_than_the_run_is_a_warning():
@@ -263,7 +346,8 @@ def tiny_run(tmp_path_factory):
 
 def test_train_records_the_capacity_options(tiny_run):
     info = json.loads((tiny_run / "run" / "run.json").read_text())
-    assert info["model"]["regularizers"]["kl_prior"] == {"beta": 20.0, "capacity": 5.0, "capacity_steps": 10}
+    assert info["model"]["regularizers"]["kl_prior"] == {"beta": 20.0, "capacity": 5.0, "capacity_steps": 10,
+                                                         "capacity_on": "information"}   # the recipe's
     assert info["data"]["source"] == "dsprites32" and info["dataset"]["shape"] == [1, 32, 32]
     code, _, err = cli("train", "beta_vae", "--data", "dsprites32", "--max-samples", "8", "--gamma", "3",
                        "--beta", "4", "--out", tiny_run / "bad")

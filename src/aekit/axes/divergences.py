@@ -7,6 +7,9 @@
   minibatch-weighted sampling: E[KL(q(z|x) || p(z))] = MI + TC + dimension-wise KL.
 - DIP-VAE's moment matching of the aggregate posterior's covariance to the identity (Kumar et
   al. 2018): type I uses Cov[mu(x)], type II adds E[diag sigma^2(x)].
+- The KL's split into a Gaussian-channel information part and the mismatch of the aggregate
+  posterior's moments with the prior, per unit: the capacity of Burgess et al. 2018 measured on
+  the information only (kl_prior capacity_on='information').
 - The importance-weighted bound (Burda et al. 2016): log (1/K) sum_k w_k, which for K = 1 is the
   ELBO's single-sample estimate exactly.
 """
@@ -103,6 +106,30 @@ def dip_penalty(cov: torch.Tensor, *, lambda_od: float, lambda_d: float) -> torc
     diag = cov.diagonal()
     off = cov - torch.diag(diag)
     return lambda_od * off.pow(2).sum() + lambda_d * (diag - 1.0).pow(2).sum()
+
+
+# ---------------------------------------------------------------------- the KL's information part
+def kl_information_split(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch-mean KL(q(z|x) || N(0, I)) per unit split exactly into information + marginal; each (D,).
+
+    Per unit j over the batch: m = mean(mu), V = var(mu) + mean(s^2) (the moments of the aggregate
+    posterior q(z_j), batch variance without Bessel's correction), and
+
+        information_j = 0.5 (log V - mean(log s^2))         >= 0.5 log(1 + var(mu) / mean(s^2)) >= 0
+        marginal_j    = KL(N(m, V) || N(0, 1)) = 0.5 (V + m^2 - 1 - log V)  >= 0
+
+    whose sum is mean_b KL_j = 0.5 mean(mu^2 + s^2 - 1 - log s^2). The information part is the capacity of a
+    Gaussian channel (exactly 0.5 log(1 + var(mu) / s^2) when every input has the same s): 0 for a posterior
+    that does not depend on the input, whatever its mean offset or variance; the marginal part is what a shifted
+    or widened aggregate posterior costs. (A per-unit, moment-matched proxy of I(x; z_j) + KL(q(z_j) || p(z_j)),
+    the split of the averaged KL in Hoffman & Johnson 2016, ELBO surgery.)
+    """
+    m = mu.mean(0)  # (D,)
+    var_total = mu.var(0, unbiased=False) + torch.exp(logvar).mean(0)  # (D,) V, the aggregate's variance
+    log_v = torch.log(var_total)
+    information = 0.5 * (log_v - logvar.mean(0))  # (D,)
+    marginal = 0.5 * (var_total + m.pow(2) - 1.0 - log_v)  # (D,)
+    return information, marginal
 
 
 # ---------------------------------------------------------------------- importance weighting

@@ -20,18 +20,29 @@ terms is the loss.
   each unit's batch-mean KL counts as at least lambda nats (Kingma et al. 2016).
   With capacity C_max > 0 it is the capacity-annealed objective of Burgess et al. 2018
   ("Understanding disentangling in beta-VAE"): gamma * |KL - C| with gamma = beta, KL the
-  batch mean of the summed KL and C rising linearly from 0 to C_max nats over
-  `capacity_steps` training steps (then constant). The term is a batch quantity, returned
+  batch mean of the summed KL and C rising linearly from 0 (or capacity_start) to C_max nats
+  over `capacity_steps` training steps (then constant). The term is a batch quantity, returned
   broadcast to (B,); C = 0 gives the plain batch-mean KL. capacity_loss='hinge' makes it one-sided,
   gamma * max(0, KL - C): a cap with no push upwards. Below C the two-sided |KL - C| pushes the
-  KL up with weight gamma, and the cheapest way up is input-independent (shift every posterior
-  mean alike, shrink the variances: no information); with gamma >> 1 that term drives Adam's
-  normalized encoder steps and the encoder, input-independent at initialization on dSprites,
-  never starts to depend on its input (the collapse measured in benchmarks/README.md). Under the
-  hinge the reconstruction alone moves the KL below C, and the cap binds as C rises.
+  KL up with weight gamma, and the cheapest way up is input-independent: measured on dSprites
+  (benchmarks/annealed_probe.py --trace, results/annealed_probe_trace.json), the encoder starts
+  input-independent, the KL reaches C = 20 with 18.2 of its 20 nats in one offset of every
+  posterior mean (sum_j mean(mu_j)^2 = 36.5) and Var_x[mu] = 0, the reconstruction's share of
+  Adam's gradient scale in the encoder falls below 0.001 (the term's ~1) and half the encoder's
+  ReLUs die; the same with a per-sample |KL_i - C|. capacity_on='information' (below) closes
+  that route. Under the hinge the reconstruction alone moves the KL below C, and the cap binds
+  as C rises.
   kl_weight > 0 adds the per-sample KL weighted kl_weight under the cap (two terms,
   'kl_prior.kl' and 'kl_prior.capacity'): with kl_weight = 1 and the hinge, the ELBO up to C
   and gamma per nat beyond it.
+  capacity_on='information' measures C on the information part of the batch-mean KL instead of
+  the whole KL: per unit, 0.5 (log V - mean log s^2) with V = var(mu) + mean(s^2) over the batch,
+  and adds the rest, the aggregate posterior's moment mismatch KL(N(mean mu, V) || N(0, 1))
+  ('marginal', >= 0, weighted gamma too); the two parts sum to the KL exactly
+  (divergences.kl_information_split). An input-independent posterior has information 0 whatever
+  its offset or variance, so the term's push towards C can only be met by codes that differ
+  between inputs: gamma * (|I - C| + marginal), terms 'kl_prior.capacity' and 'kl_prior.marginal'.
+  Where the aggregate posterior matches the prior it is the paper's gamma * |KL - C|.
 - mmd(kernel, scale, weight, prior_samples): the unbiased MMD^2 between the batch's codes and
   max(B, prior_samples) draws of N(0, I) (Gretton et al. 2012), a batch quantity broadcast to
   (B,): WAE-MMD (Tolstikhin et al. 2018) and InfoVAE (Zhao et al. 2019).
@@ -56,7 +67,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..registry import REGULARIZERS
-from .divergences import dip_covariance, dip_penalty, mmd_unbiased, tc_decomposition
+from .divergences import dip_covariance, dip_penalty, kl_information_split, mmd_unbiased, tc_decomposition
 
 
 @dataclass
@@ -212,12 +223,15 @@ class KLPrior(Regularizer):
     requires = frozenset({"posterior", "elbo_path"})
 
     CAPACITY_LOSSES = ("abs", "hinge")
+    CAPACITY_ON = ("kl", "information")
 
     def __init__(self, *, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0,
                  capacity: float = 0.0, capacity_steps: int = 0, capacity_loss: str = "abs",
-                 kl_weight: float = 0.0) -> None:
+                 kl_weight: float = 0.0, capacity_on: str = "kl", capacity_start: float = 0.0) -> None:
         super().__init__(weight=beta)
         check_choice("kl_prior capacity_loss", capacity_loss, self.CAPACITY_LOSSES)
+        check_choice("kl_prior capacity_on", capacity_on, self.CAPACITY_ON)
+        self.capacity_on = capacity_on
         if not float(kl_weight) >= 0:
             raise ConfigError(f"kl_prior kl_weight must be >= 0; got {kl_weight!r}.")
         self.capacity_loss, self.kl_weight = capacity_loss, float(kl_weight)
@@ -233,11 +247,16 @@ class KLPrior(Regularizer):
                               f"(got capacity={capacity!r}, free_bits={free_bits!r}).")
         self.beta, self.warmup_steps, self.free_bits = float(beta), int(warmup_steps), float(free_bits)
         self.capacity, self.capacity_steps = float(capacity), int(capacity_steps)
+        if not 0.0 <= float(capacity_start) <= max(self.capacity, 0.0):
+            raise ConfigError(f"kl_prior capacity_start (nats) must be in [0, capacity={capacity!r}]; "
+                              f"got {capacity_start!r}.")
+        self.capacity_start = float(capacity_start)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # saved with the weights: resumes exactly
 
     def _split(self) -> bool:
-        """Two terms: the per-sample KL weighted kl_weight and the capacity term weighted gamma."""
-        return self.capacity > 0 and self.kl_weight > 0
+        """Several terms: the capacity term weighted gamma, with the per-sample KL weighted kl_weight (kl_weight > 0)
+        and the marginal part weighted gamma (capacity_on='information')."""
+        return self.capacity > 0 and (self.kl_weight > 0 or self.capacity_on == "information")
 
     def _gamma(self) -> float:
         if self.warmup_steps <= 0:
@@ -248,19 +267,22 @@ class KLPrior(Regularizer):
         return 1.0 if self._split() else self._gamma()
 
     def term_weights(self) -> dict[str, float]:
-        return {"kl": self.kl_weight, "capacity": self._gamma()}
+        return {"kl": self.kl_weight, "capacity": self._gamma(), "marginal": self._gamma()}
 
     def current_capacity(self) -> float:
-        """C in nats at the current step: C_max * min(1, step / capacity_steps) (C_max at once without steps)."""
+        """C in nats at the current step: C_0 + (C_max - C_0) * min(1, step / capacity_steps), C_0 = capacity_start
+        (C_max at once without steps)."""
         if self.capacity_steps <= 0:
             return self.capacity
-        return self.capacity * min(1.0, float(self.step) / self.capacity_steps)
+        c0 = self.capacity_start
+        return c0 + (self.capacity - c0) * min(1.0, float(self.step) / self.capacity_steps)
 
     def schedule_note(self, total_steps: int) -> str | None:
         """A warning when the run ends before C reaches C_max (the trainer asks at the start of fit)."""
         if self.capacity <= 0 or self.capacity_steps <= 0 or int(self.step) + total_steps >= self.capacity_steps:
             return None
-        reached = self.capacity * (int(self.step) + total_steps) / self.capacity_steps
+        c0 = self.capacity_start
+        reached = c0 + (self.capacity - c0) * (int(self.step) + total_steps) / self.capacity_steps
         return (f"kl_prior capacity_steps={self.capacity_steps} is longer than this run ({total_steps} steps): "
                 f"C reaches only {reached:.3g} of capacity={self.capacity:g} nats; set capacity_steps to about "
                 f"{int(0.8 * total_steps)} (80% of the run) to anneal to C_max.")
@@ -271,10 +293,18 @@ class KLPrior(Regularizer):
             c = self.current_capacity()  # C of this step, before counting it
             if self.training:
                 self.step += 1
-            gap = kl.sum(dim=1).mean() - c  # () batch-mean KL minus the target
+            parts = {}
+            if self.capacity_on == "information":  # C bounds the information; the marginal part goes to 0
+                post = ctx.code.posterior
+                info, marginal = kl_information_split(post.mu.flatten(1), post.logvar.flatten(1))  # (D,) each
+                measured = info.sum()
+                parts["marginal"] = marginal.sum().expand(kl.shape[0])
+            else:
+                measured = kl.sum(dim=1).mean()  # () the batch-mean KL
+            gap = measured - c  # () minus the target
             value = (gap.abs() if self.capacity_loss == "abs" else gap.clamp(min=0)).expand(kl.shape[0])
-            if self._split():  # kl_weight * KL + gamma * capacity term, logged as two terms
-                return {"kl": kl.sum(dim=1), "capacity": value}
+            if self._split():  # kl_weight * KL + gamma * capacity term [+ gamma * marginal], logged apart
+                return {**({"kl": kl.sum(dim=1)} if self.kl_weight > 0 else {}), "capacity": value, **parts}
             return value  # batch quantity |KL - C| or max(0, KL - C), as (B,)
         if self.training:
             self.step += 1
@@ -283,7 +313,6 @@ class KLPrior(Regularizer):
             low = kl.mean(dim=0) < self.free_bits  # (D,)
             kl = torch.where(low, torch.full_like(kl, self.free_bits), kl)
         return kl.sum(dim=1)  # (B,)
-
 
 
 @REGULARIZERS.register("mmd")
