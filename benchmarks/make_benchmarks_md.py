@@ -51,6 +51,9 @@ def main() -> int:
                 f"threads {machine.get('threads', data.get('threads', '?'))}", ""]
         if "met" in data:
             out += [f"Target met: **{'yes' if data['met'] else 'no'}** (target {data.get('target')})", ""]
+        if "met_cli" in data:
+            out += [f"Command-line target met: **{'yes' if data['met_cli'] else 'no'}** (target {data.get('target_cli')})",
+                    ""]
         if data.get("note"):
             out += [data["note"], ""]
         out += [data.get("table", "(no table in the results file)"), ""]

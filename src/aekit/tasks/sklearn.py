@@ -19,6 +19,10 @@ with the same random_state give the same model; fitting never changes torch's gl
 After training the model is kept in float64, so a row's code does not depend on which other
 rows are in the same batch (scikit-learn checks this).
 
+Saving: `est.save(path)` writes a fitted estimator to a folder without pickle (config.json with the parameters,
+scaler and fitted state, checksummed, and one safetensors file per model); `Class.load(path)` reads it back with
+identical outputs (aekit.tasks.estimator_folder).
+
 EXPECTED_FAILED_CHECKS lists the scikit-learn estimator checks that fail on purpose (check name
 -> reason); tests pass it to `check_estimator(..., expected_failed_checks=...)`.
 """
@@ -336,6 +340,10 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderEstimator):
     keep_fraction : float in (0, 1] (default 1.0): below 1, the model is trained again on the rows whose
         loss under the first model is in the lowest keep_fraction (robust to outliers in the training data).
     Both measured on ten ODDS tables (benchmarks/odds_anomaly.py; BENCHMARKS.md, "ODDS tables").
+
+    Fitted attributes besides the transformer's: estimators_ (the members), member_stats_ (each one's training
+    loss mean and std), offset_, train_score_stats_ (predict_proba's calibration), n_samples_fit_ (training rows).
+    The command line fits this detector with its defaults: `aekit detect --train TRAIN --data SRC` (docs/anomaly.md).
     """
 
     def __init__(self, variant: str = "ae", *, latent_dim: int = 2, hidden=None, activation: str | None = None,
