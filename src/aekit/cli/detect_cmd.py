@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from ..errors import AekitError, CheckpointError, ConfigError
@@ -47,20 +48,23 @@ def class_list(text: str) -> list[int]:
     return values
 
 
+DESCRIPTION = textwrap.dedent("""\
+    Score inputs with a trained run (reconstruction NLL, or -ELBO for VAEs), calibrate a threshold on
+    held-out data and write index,score,label rows (label 1 = outlier; score: higher = more anomalous).
+
+    For tables, the recommended detector (AutoencoderOutlierDetector() with its defaults: five
+    autoencoders with score normalisation), fitted on TRAIN, scoring TEST, saved beside --out:
+      aekit detect --train train.csv --data test.csv --out scores.csv    # saves scores.detector/
+      aekit detect scores.detector --data new.csv --out new.csv         # re-scores with it
+    Its threshold is its contamination rule: the 1 - contamination quantile of its training scores
+    (default contamination 0.1). --contamination, --epochs and --seed pass through when fitting.
+
+    With a run: aekit train ae --data normal.npy --out run && aekit detect run --data new.npy --out s.csv""")
+
+
 def add_detect_parser(sub) -> None:
     p = sub.add_parser("detect", help="anomaly scores, a calibrated threshold and outlier labels",
-                       description="Score inputs with a trained run (reconstruction NLL, or -ELBO for VAEs), calibrate a "
-                                   "threshold on held-out data and write index,score,label rows (label 1 = outlier). "
-                                   "For tables, the recommended detector: 'aekit detect --train TRAIN --data TEST --out "
-                                   "scores.csv' fits AutoencoderOutlierDetector() with its defaults (five autoencoders, "
-                                   "score normalisation) on TRAIN, scores TEST and saves the detector (--save DIR, "
-                                   "default scores.detector/); 'aekit detect scores.detector --data NEW --out new.csv' "
-                                   "re-scores with it. Its threshold is the contamination rule: the 1 - contamination "
-                                   "quantile of the training scores (default contamination 0.1).",
-                       epilog="examples:\n  aekit detect --train train.csv --data test.csv --out scores.csv\n"
-                              "  aekit detect scores.detector --data new.csv --out new.csv\n"
-                              "  aekit train ae --data normal.npy --out run && aekit detect run --data new.npy --out s.csv",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", nargs="?", default=None,
                    help="a run directory written by 'aekit train' (trained on normal data), or a detector folder saved "
                         "by 'aekit detect --train'")
