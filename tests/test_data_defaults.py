@@ -248,6 +248,21 @@ def test_rules_choose_epochs_only_when_not_given(tmp_path):
     assert choose_defaults(ds, variant="ae", model={}, standardize=None).train == {}  # no train given: no rule
 
 
+def test_an_image_denoiser_gets_the_longer_step_budget(tmp_path):
+    from aekit.training.data_defaults import DENOISER_MIN_STEPS, MAX_EPOCHS, MIN_STEPS
+
+    _images(tmp_path / "x.npy")
+    ds = load_data(str(tmp_path / "x.npy"))
+    per_epoch = math.ceil(ds.train.shape[0] / 128)
+    dae = choose_defaults(ds, variant="dae", model={}, standardize=None, train={})
+    assert dae.train == {"epochs": min(MAX_EPOCHS, math.ceil(DENOISER_MIN_STEPS / per_epoch))}
+    assert "5,000" in next(r["reason"] for r in dae.reasons if r["key"] == "epochs")
+    ae = choose_defaults(ds, variant="ae", model={}, standardize=None, train={})
+    assert ae.train == {"epochs": min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch))}  # other models: 1,000 steps
+    assert dae.train["epochs"] > ae.train["epochs"]
+    assert choose_defaults(ds, variant="dae", model={}, standardize=None, train={"epochs": 2}).train == {}
+
+
 def test_cli_records_the_chosen_epochs_and_trains_them(tmp_path):
     _table(tmp_path / "t.npy", n=40, d=3)  # 36 training rows at batch 2: 18 steps an epoch -> 56 epochs
     code, _, err = cli("train", "ae", "--data", tmp_path / "t.npy", "--out", tmp_path / "run", "--batch-size", "2",
