@@ -1,4 +1,4 @@
-"""Helpers shared by the command-line tests: run `aekit` in process, skip fsync."""
+"""Helpers shared by the command-line tests: run `aekit` in process, skip fsync, read score files."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def cli(*args) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
+
+
+def read_scores(path):
+    """index, score, label columns of an `aekit detect` CSV as arrays."""
+    import numpy as np
+
+    lines = path.read_text().splitlines()
+    assert lines[0] == "index,score,label"
+    rows = [line.split(",") for line in lines[1:]]
+    return (np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows]),
+            np.array([int(r[2]) for r in rows]))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from cli_helpers import cli
+from cli_helpers import cli, read_scores
 
 import aekit
 from aekit.tasks.anomaly import (binary_truth, calibrate_threshold, detect, detection_metrics, error_maps,
@@ -184,14 +184,6 @@ def table_files(tmp_path_factory):
         code, _, err = cli("train", "ae", "--data", root / "data.mat", "--out", root / "run", *TRAIN)
     assert code == 0, err
     return root, y
-
-
-def read_scores(path):
-    lines = path.read_text().splitlines()
-    assert lines[0] == "index,score,label"
-    rows = [line.split(",") for line in lines[1:]]
-    return (np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows]),
-            np.array([int(r[2]) for r in rows]))
 
 
 def test_detect_mat_with_labels_reports_auroc(table_files, tmp_path):

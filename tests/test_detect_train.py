@@ -6,20 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, read_scores
 
 from aekit.tasks.sklearn import AutoencoderOutlierDetector
 
 pytestmark = pytest.mark.usefixtures("no_fsync")
 FAST = ["--epochs", "2"]  # tiny tables, two epochs: the command's plumbing, not the detector's quality
-
-
-def read_scores(path):
-    lines = path.read_text().splitlines()
-    assert lines[0] == "index,score,label"
-    rows = [line.split(",") for line in lines[1:]]
-    return (np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows]),
-            np.array([int(r[2]) for r in rows]))
 
 
 @pytest.fixture(scope="module")

@@ -121,6 +121,23 @@ def read_tensors(path, *, expected_sha256: str | None = None) -> dict[str, torch
     return tensors
 
 
+def read_kind_folder(directory, *, kind: str, format_version: int, holds: str, hint: str = "") -> dict:
+    """config.json of a saved folder of `kind` (a segmenter, an estimator, ...), its kind and format checked:
+    a CheckpointError naming the folder or file otherwise. holds: what such a folder holds, for the message."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"folder {str(directory)!r} does not exist.")
+    path = directory / CONFIG_NAME
+    meta = read_json(path)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{str(directory)!r} does not hold {holds} (config.json kind is {meta.get('kind')!r})"
+                              + (f"; {hint}" if hint else "") + ".")
+    if meta.get("format_version") != format_version:
+        raise CheckpointError(f"{str(path)!r} has format_version {meta.get('format_version')!r}; "
+                              f"this aekit reads {format_version}.")
+    return meta
+
+
 def read_json(path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -112,16 +112,8 @@ def _member(directory: Path, entry, n_features: int) -> torch.nn.Module:
 def load_estimator(cls, directory: str | os.PathLike):
     """The estimator save_estimator wrote to directory, ready to score (CheckpointError naming the file otherwise)."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"estimator folder {str(directory)!r} does not exist.")
     config_path = directory / ckpt.CONFIG_NAME
-    meta = ckpt.read_json(config_path)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{str(directory)!r} does not hold a saved aekit estimator (config.json kind is "
-                              f"{meta.get('kind')!r}).")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{str(config_path)!r} has format_version {meta.get('format_version')!r}; "
-                              f"this aekit reads {FORMAT_VERSION}.")
+    meta = ckpt.read_kind_folder(directory, kind=KIND, format_version=FORMAT_VERSION, holds="a saved aekit estimator")
     if "config_sha256" not in meta:
         raise CheckpointError(f"{str(config_path)!r} is corrupted: it has no checksum (config_sha256).")
     ckpt.check_config_checksum(meta, config_path)

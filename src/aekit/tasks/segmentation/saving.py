@@ -35,15 +35,8 @@ def is_segmenter_dir(directory) -> bool:
 def load_segmenter(directory: str | os.PathLike, *, map_location: str = "cpu") -> SegmentationUNet:
     """Rebuild the U-Net saved by save_segmenter (eval mode), checking the weights' checksum."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"model directory {str(directory)!r} does not exist.")
-    meta = ckpt.read_json(directory / ckpt.CONFIG_NAME)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{str(directory)!r} does not hold a segmentation U-Net (config.json kind is "
-                              f"{meta.get('kind')!r}); train one with 'aekit segment train'.")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{str(directory / ckpt.CONFIG_NAME)!r} has format_version {meta.get('format_version')!r}; "
-                              f"this aekit reads {FORMAT_VERSION}.")
+    meta = ckpt.read_kind_folder(directory, kind=KIND, format_version=FORMAT_VERSION, holds="a segmentation U-Net",
+                                 hint="train one with 'aekit segment train'")
     try:
         model = SegmentationUNet(**meta["config"])
     except (TypeError, KeyError, ConfigError) as exc:
