@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import os
 import re
 
 import numpy as np
@@ -15,7 +13,6 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit.cli import main
 from aekit.viz.report import PLOTS, Context
 
 TINY = ["--max-samples", "200", "--epochs", "2", "--hidden", "16", "--latent-dim", "3", "--quiet"]

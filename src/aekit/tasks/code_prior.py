@@ -20,8 +20,6 @@ it is a learned categorical.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
