@@ -94,9 +94,11 @@ def _text(value) -> str:
     return str(value)
 
 
-def default_epochs(n_train: int, *, batch_size: int, epochs: int, min_steps: int = MIN_STEPS) -> int:
+def default_epochs(n_train: int, *, batch_size: int, epochs: int, min_steps: int | None = None) -> int:
     """The epochs a default run takes on n_train rows: `epochs`, or enough for min_steps optimizer steps
-    (at most MAX_EPOCHS) when `epochs` would take fewer. The trainer's last batch may be short, not dropped."""
+    (default MIN_STEPS; at most MAX_EPOCHS) when `epochs` would take fewer. The trainer's last batch may be
+    short, not dropped."""
+    min_steps = MIN_STEPS if min_steps is None else int(min_steps)
     per_epoch = max(1, math.ceil(int(n_train) / max(1, int(batch_size))))
     if int(epochs) * per_epoch >= min_steps:
         return int(epochs)
