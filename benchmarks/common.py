@@ -82,3 +82,15 @@ def train_mnist_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int, see
             loss.backward()
             opt.step()
     return net.eval()
+
+
+def add_family_options(p) -> None:
+    """The training and scoring options the family benchmarks share (family.py, family_anchors.py): MNIST folder,
+    epochs, batch size, learning rate, training images, IWAE samples and images for the test NLL."""
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--train-size", type=int, default=60000)
+    p.add_argument("--iwae-k", type=int, default=100)
+    p.add_argument("--nll-images", type=int, default=2000)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown, mnist_dir, write_results  # noqa: E402
+from common import add_family_options, markdown, mnist_dir, write_results  # noqa: E402
 
 import aekit  # noqa: E402
 from aekit.data import load_data  # noqa: E402
@@ -105,13 +105,7 @@ def pythae_side(name: str, latent: int, args, data_path: Path, tmp: Path) -> dic
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--train-size", type=int, default=60000)
-    p.add_argument("--iwae-k", type=int, default=100)
-    p.add_argument("--nll-images", type=int, default=2000)
+    add_family_options(p)
     p.add_argument("--models", default=",".join(PAIRS))
     p.add_argument("--pythae-python", default=PYTHAE_PYTHON)
     p.add_argument("--vq-one-code", action="store_true",

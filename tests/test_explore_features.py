@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import urllib.error
 import urllib.request
 
@@ -17,9 +16,10 @@ import torch
 import aekit
 from aekit.errors import AekitWarning
 from aekit.data import load_data
-from aekit.tasks.explore import ExploreState, make_server
+from aekit.tasks.explore import ExploreState
 from aekit.tasks.explore.features import FeatureBrowser
 from aekit.tasks.sae import SparseAutoencoder
+from explore_helpers import serving
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,8 @@ def request(srv, method, path, body=None):
 def server(setup):
     state, sae, _ = setup
     state.features = FeatureBrowser(state, sae, layer="encoder.net.0", k=5, name="sae")
-    srv = make_server(state, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(state) as srv:
+        yield srv
     state.features = None
 
 
@@ -111,17 +107,11 @@ def test_the_feature_endpoints(server, setup):
 
 def test_without_an_sae_the_feature_endpoints_say_so(setup):
     state, _, _ = setup
-    srv = make_server(ExploreState(state.model, state.x[:20]), "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ExploreState(state.model, state.x[:20])) as srv:
         assert request(srv, "GET", "/api/info")[1]["features"] is None
         for method, path, body in (("GET", "/api/features", None), ("POST", "/api/feature", {"latent": 0})):
             status, err = request(srv, method, path, body)
             assert status == 404 and "--sae" in err["error"]
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_explore_with_sae_from_the_command_line(tmp_path):

@@ -3,13 +3,12 @@ samples that activate the chosen latent. Needs Python playwright and /usr/bin/ch
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
 from browser_helpers import browser_fixture, needs_browser  # noqa: E402
+from explore_helpers import serving  # noqa: E402
 
 pytestmark = needs_browser
 browser = browser_fixture()
@@ -21,7 +20,7 @@ def served(tmp_path_factory):
 
     import aekit
     from aekit.data import load_data
-    from aekit.tasks.explore import ExploreState, make_server
+    from aekit.tasks.explore import ExploreState
     from aekit.tasks.explore.features import FeatureBrowser
     from aekit.tasks.sae import SparseAutoencoder
 
@@ -32,12 +31,8 @@ def served(tmp_path_factory):
         acts = model.encoder.net[0](state.x.flatten(1))
     sae = SparseAutoencoder(d=16, n_latents=12, activation="topk", k=2, seed=0).init_from_sample(acts)
     state.features = FeatureBrowser(state, sae, layer="encoder.net.0", k=4, name="sae")
-    server = make_server(state, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(state) as server:
+        yield server
 
 
 def test_feature_panel_end_to_end(served, browser):
