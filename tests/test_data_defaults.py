@@ -195,8 +195,20 @@ def test_dae_on_images_end_to_end(tmp_path):
     assert code == 0, err
     d = np.load(tmp_path / "d.npy")
     assert d.shape == noisy.shape and d.min() >= 0 and d.max() <= 1
+    assert "mean over the image symmetries" in err  # trained on all turns and flips: denoised as their mean
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["denoise"] == {"ensemble": True} and info["train"].get("augment", "none") == "none"
+    from aekit.training.dihedral import self_ensemble
+
     with torch.no_grad():
-        assert np.allclose(d, model.reconstruct(torch.from_numpy(noisy)).clamp(0, 1).numpy(), atol=1e-5)
+        mean8 = self_ensemble(model.reconstruct, torch.from_numpy(noisy))
+        assert np.allclose(d, mean8.clamp(0, 1).numpy(), atol=1e-5)
+    code, _, err = cli("denoise", tmp_path / "r", "--data", tmp_path / "noisy.npy", "--out", tmp_path / "d1.npy",
+                       "--no-ensemble")
+    assert code == 0, err
+    with torch.no_grad():
+        one = model.reconstruct(torch.from_numpy(noisy)).clamp(0, 1).numpy()
+    assert np.allclose(np.load(tmp_path / "d1.npy"), one, atol=1e-5) and not np.allclose(one, d, atol=1e-4)
 
 
 # ---------------------------------------------------------------------- estimators
@@ -248,6 +260,11 @@ def test_rules_choose_epochs_only_when_not_given(tmp_path):
     assert choose_defaults(ds, variant="ae", model={}, standardize=None).train == {}  # no train given: no rule
 
 
+def ae_run_free(ds) -> bool:
+    """Only an image denoiser records a denoising choice."""
+    return choose_defaults(ds, variant="ae", model={}, standardize=None, train={}).run == {}
+
+
 def test_an_image_denoiser_gets_the_longer_step_budget(tmp_path):
     from aekit.training.data_defaults import DENOISER_MIN_STEPS, MAX_EPOCHS, MIN_STEPS
 
@@ -256,11 +273,13 @@ def test_an_image_denoiser_gets_the_longer_step_budget(tmp_path):
     per_epoch = math.ceil(ds.train.shape[0] / 128)
     dae = choose_defaults(ds, variant="dae", model={}, standardize=None, train={})
     assert dae.train == {"epochs": min(MAX_EPOCHS, math.ceil(DENOISER_MIN_STEPS / per_epoch))}
+    assert dae.run == {"denoise": {"ensemble": True}} and ae_run_free(ds)
     assert "5,000" in next(r["reason"] for r in dae.reasons if r["key"] == "epochs")
     ae = choose_defaults(ds, variant="ae", model={}, standardize=None, train={})
     assert ae.train == {"epochs": min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch))}  # other models: 1,000 steps
     assert dae.train["epochs"] > ae.train["epochs"]
-    assert choose_defaults(ds, variant="dae", model={}, standardize=None, train={"epochs": 2}).train == {}
+    assert choose_defaults(ds, variant="dae", model={}, standardize=None,
+                           train={"epochs": 2}).train == {}  # the user's options win
 
 
 def test_cli_records_the_chosen_epochs_and_trains_them(tmp_path):

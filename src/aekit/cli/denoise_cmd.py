@@ -28,19 +28,27 @@ def add_denoise_parser(sub) -> None:
                         "salt_and_pepper:P, masking:P (pixel units)")
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: %(default)s)")
     p.add_argument("--save-noisy", default=None, help="also write the noisy input (.npy) when --noise is given")
+    e = p.add_mutually_exclusive_group()
+    e.add_argument("--ensemble", dest="ensemble", action="store_true", default=None,
+                   help="average the denoised 8 turned and flipped copies of each image (8x the time; default: what "
+                        "the run records: on for 'aekit train dae' on images (its data-aware default) and for runs "
+                        "trained with --augment dihedral, off otherwise)")
+    e.add_argument("--no-ensemble", dest="ensemble", action="store_false", help="one pass per image")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    p.set_defaults(func=run_denoise)
+    p.set_defaults(func=run_denoise, ensemble=None)
 
 
 def run_denoise(args) -> int:
     out = out_path(args.out, (".npy",))
     noisy_out = out_path(args.save_noisy, (".npy",)) if args.save_noisy else None
     result = denoise_run(args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
-                         max_samples=args.max_samples, noise=args.noise, seed=args.seed)
+                         max_samples=args.max_samples, noise=args.noise, seed=args.seed,
+                         ensemble=args.ensemble)
     save_npy(out, result["denoised"])
     if noisy_out is not None:
         save_npy(noisy_out, result["noisy"])
-    print(f"wrote {tuple(result['denoised'].shape)} denoised samples of {result['data']} to {out}", file=sys.stderr)
+    how = " (mean over the image symmetries)" if result["ensemble"] else ""
+    print(f"wrote {tuple(result['denoised'].shape)} denoised samples of {result['data']}{how} to {out}", file=sys.stderr)
     if args.noise:
         metrics = result["metrics"]
         if args.json:

@@ -161,7 +161,7 @@ def data_options(args) -> dict:
 # ---------------------------------------------------------------------- training options
 
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup_fraction",
-                 "warmup_steps", "grad_clip", "early_stopping", "binarize", "max_time", "seed", "tensorboard",
+                 "warmup_steps", "grad_clip", "early_stopping", "binarize", "augment", "max_time", "seed", "tensorboard",
                  "device", "deterministic", "checkpoint_every", "precision", "loggers")
 
 
@@ -169,7 +169,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     """The trainer's options, their defaults TrainConfig's."""
     from ..training.loggers import LOGGERS
     from ..training.precision import PRECISIONS
-    from ..training.trainer import BINARIZE, OPTIMIZERS, SCHEDULES
+    from ..training.trainer import AUGMENT, BINARIZE, OPTIMIZERS, SCHEDULES
 
     t = train_defaults()
     g = p.add_argument_group("training")
@@ -192,6 +192,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help=_help("patience in epochs on the validation loss (none: off)", t["early_stopping"]))
     g.add_argument("--binarize", choices=BINARIZE, default=None,
                    help=_help(f"binarize inputs: {', '.join(BINARIZE)}", t["binarize"]))
+    g.add_argument("--augment", choices=AUGMENT, default=None,
+                   help=_help("training augmentation: dihedral turns and flips each training image at random (image "
+                              "data only)", t["augment"]))
     g.add_argument("--max-time", type=positive_float, default=None,
                    help=_help("stop after the epoch that passes this many seconds", t["max_time"]))
     g.add_argument("--checkpoint-every", default=None, metavar="N|DURATION",

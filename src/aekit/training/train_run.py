@@ -89,6 +89,7 @@ def _new(out: Path, *, variant: str, data: dict, model: dict, train: dict, overw
     run_info = {"variant": variant, "data": data, "dataset": ds.to_dict(), "command": list(command or [])}
     if chosen is not None:
         run_info["defaults"] = chosen.reasons  # [{"key", "value", "reason"}]: what the data chose (data_defaults.py)
+        run_info.update(chosen.run)  # e.g. {"denoise": {"ensemble": true}}: read by the commands that use the run
     return ds, net, cfg, run_info
 
 

@@ -60,6 +60,7 @@ from ..step import (OptimizerGroup, batch_rows, check_batch, index_batch, map_ba
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle", "step")
 BINARIZE = ("none", "dynamic", "threshold")
+AUGMENT = ("none", "dihedral")
 MIN_STEPS = 50  # fewer optimizer steps than this: a ShortRunWarning
 ADVISED_STEPS = 200  # what the warning advises: the models here need a few hundred steps
 
@@ -85,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     early_stopping: int | None = None  # patience in epochs on the validation loss
     binarize: str = "none"  # none | dynamic (resampled each batch) | threshold (x > 0.5, fixed)
+    augment: str = "none"  # none | dihedral (each training image turned/flipped at random: training/dihedral.py)
     max_time: float | None = None  # seconds; stops after the epoch that crosses it
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     tensorboard: bool = False
@@ -100,6 +102,7 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("binarize", self.binarize, BINARIZE)
+        check_choice("augment", self.augment, AUGMENT)
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -270,6 +273,11 @@ def validation_mode(model: nn.Module, seed: int, device: torch.device | None = N
             model.train(was)
 
 
+def _composed(first: Callable, then: Callable) -> Callable:
+    """The batch transform then(first(batch, g), g)."""
+    return lambda batch, generator: then(first(batch, generator), generator)
+
+
 class Trainer(CheckpointMixin):
     """Train any module that implements the step contract (aekit.step), or whose forward returns
     .loss and .terms.
@@ -300,6 +308,11 @@ class Trainer(CheckpointMixin):
         check_choice("monitor_mode", monitor_mode, ("min", "max"))
         self.monitor, self.monitor_mode = monitor, monitor_mode
         self.batch_transform = batch_transform
+        if self.cfg.augment == "dihedral":  # before a task's own transform (e.g. crops), if it has one
+            from .dihedral import RandomDihedral
+
+            self.batch_transform = RandomDihedral() if batch_transform is None else _composed(RandomDihedral(),
+                                                                                              batch_transform)
         self.validate = validate
         self._save_model = save_model or ckpt.save
         self._load_model = load_model or ckpt.load
@@ -924,8 +937,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         optimizer: str = "adam", weight_decay: float = 0.0, momentum: float = 0.9,
         betas: tuple[float, float] = (0.9, 0.99), schedule: str = "cosine", warmup_fraction: float = 0.4,
         warmup_max_steps: int | None = 200, warmup_steps: int | None = None, grad_clip: float | None = None, seed: int = 0,
-        early_stopping: int | None = None, binarize: str = "none", max_time: float | None = None,
-        progress: bool | None = None, tensorboard: bool = False, keep_checkpoints: int = 2, num_workers: int = 0,
+        early_stopping: int | None = None, binarize: str = "none", augment: str = "none",
+        max_time: float | None = None, progress: bool | None = None, tensorboard: bool = False, keep_checkpoints: int = 2, num_workers: int = 0,
         device: str = "auto", deterministic: bool = False, checkpoint_every: int | str | None = "10m",
         precision: str = "32", loggers=(), out_dir=None, resume: bool = False, callbacks=None, y_train=None, y_val=None, **unknown) -> TrainResult:
     """Train `model` in one call and return a TrainResult (history, best epoch and validation loss, seconds).
@@ -953,6 +966,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         early_stopping : stop after this many epochs without a better validation loss (default None: off).
         max_time : stop after the epoch that passes this many seconds (default None).
         binarize : 'none' (default), 'dynamic' (resample Bernoulli inputs every batch) or 'threshold' (x > 0.5).
+        augment : 'none' (default) or 'dihedral': each training image (N, C, H, W) turned and flipped at random, one of
+            the 8 symmetries of a square (4 of a rectangle) per image (aekit.training.dihedral).
         seed : seeds shuffling, binarization, corruption noise and posterior samples (default 0).
     Output and machinery
         progress : a tqdm bar per epoch: True, False, or None (default) for a terminal or notebook only.
@@ -982,7 +997,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
     options = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                    momentum=momentum, betas=betas, schedule=schedule, warmup_fraction=warmup_fraction,
                    warmup_max_steps=warmup_max_steps, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, early_stopping=early_stopping,
-                   binarize=binarize, max_time=max_time, progress=progress, tensorboard=tensorboard,
+                   binarize=binarize, augment=augment, max_time=max_time, progress=progress, tensorboard=tensorboard,
                    keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device,
                    deterministic=deterministic, checkpoint_every=checkpoint_every, precision=precision,
                    loggers=loggers)
