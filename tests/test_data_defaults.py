@@ -195,20 +195,21 @@ def test_dae_on_images_end_to_end(tmp_path):
     assert code == 0, err
     d = np.load(tmp_path / "d.npy")
     assert d.shape == noisy.shape and d.min() >= 0 and d.max() <= 1
-    assert "mean over the image symmetries" in err  # trained on all turns and flips: denoised as their mean
     info = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert info["denoise"] == {"ensemble": True} and info["train"].get("augment", "none") == "none"
+    chosen = info["denoise"]["ensemble"]  # decided on the run's validation images after training
+    assert info["denoise"]["choose"] == "validation" and isinstance(chosen, bool)
+    assert ("mean over the image symmetries" in err) == chosen
     from aekit.training.dihedral import self_ensemble
 
     with torch.no_grad():
-        mean8 = self_ensemble(model.reconstruct, torch.from_numpy(noisy))
-        assert np.allclose(d, mean8.clamp(0, 1).numpy(), atol=1e-5)
-    code, _, err = cli("denoise", tmp_path / "r", "--data", tmp_path / "noisy.npy", "--out", tmp_path / "d1.npy",
-                       "--no-ensemble")
-    assert code == 0, err
-    with torch.no_grad():
+        mean8 = self_ensemble(model.reconstruct, torch.from_numpy(noisy)).clamp(0, 1).numpy()
         one = model.reconstruct(torch.from_numpy(noisy)).clamp(0, 1).numpy()
-    assert np.allclose(np.load(tmp_path / "d1.npy"), one, atol=1e-5) and not np.allclose(one, d, atol=1e-4)
+    assert np.allclose(d, mean8 if chosen else one, atol=1e-5) and not np.allclose(one, mean8, atol=1e-4)
+    for flag, want in (("--ensemble", mean8), ("--no-ensemble", one)):
+        code, _, err = cli("denoise", tmp_path / "r", "--data", tmp_path / "noisy.npy", "--out", tmp_path / "e.npy",
+                           flag)
+        assert code == 0, err
+        assert np.allclose(np.load(tmp_path / "e.npy"), want, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- estimators
@@ -273,7 +274,7 @@ def test_an_image_denoiser_gets_the_longer_step_budget(tmp_path):
     per_epoch = math.ceil(ds.train.shape[0] / 128)
     dae = choose_defaults(ds, variant="dae", model={}, standardize=None, train={})
     assert dae.train == {"epochs": min(MAX_EPOCHS, math.ceil(DENOISER_MIN_STEPS / per_epoch))}
-    assert dae.run == {"denoise": {"ensemble": True}} and ae_run_free(ds)
+    assert dae.run == {"denoise": {"choose": "validation", "ensemble": None}} and ae_run_free(ds)
     assert "5,000" in next(r["reason"] for r in dae.reasons if r["key"] == "epochs")
     ae = choose_defaults(ds, variant="ae", model={}, standardize=None, train={})
     assert ae.train == {"epochs": min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch))}  # other models: 1,000 steps

@@ -140,7 +140,67 @@ def test_denoise_with_the_ensemble_is_the_mean_of_the_turned_reconstructions():
 def test_which_runs_denoise_with_the_ensemble_by_default():
     from aekit.tasks.denoise import ensemble_by_default
 
-    assert ensemble_by_default({"denoise": {"ensemble": True}})  # 'aekit train dae' on images records it
+    assert ensemble_by_default({"denoise": {"ensemble": True}})  # chosen on validation by 'aekit train dae'
+    assert not ensemble_by_default({"denoise": {"ensemble": False}, "train": {"augment": "dihedral"}})  # the record wins
     assert ensemble_by_default({"train": {"augment": "dihedral"}})  # trained on the symmetries
-    for info in ({}, {"train": {"epochs": 3}}, {"denoise": {"ensemble": "yes"}}, {"denoise": None}, None, []):
+    assert ensemble_by_default({"denoise": {"choose": "validation", "ensemble": None}, "train": {"augment": "dihedral"}})
+    for info in ({}, {"train": {"epochs": 3}}, {"denoise": {"ensemble": "yes"}}, {"denoise": None}, None, [],
+                 {"denoise": {"choose": "validation", "ensemble": None}}):  # undecided (interrupted): one pass
         assert not ensemble_by_default(info)  # runs that record nothing (older ones too): one pass
+
+
+class _Turned(torch.nn.Module):
+    """A 'denoiser' that is right on upright images only: it returns its input, except that an image whose
+    top-left pixel is not its largest gets a fixed offset (so turned copies are reconstructed badly)."""
+
+    def __init__(self, offset: float):
+        super().__init__()
+        self.offset = offset
+        self.corruption = torch.nn.Identity()
+
+    def check_input(self, x, name="x"):
+        pass
+
+    def reconstruct(self, x):
+        upright = (x[..., 0, 0] == x.flatten(-2).amax(-1))[..., None, None]
+        return torch.where(upright, x, x + self.offset)
+
+
+def test_compare_ensemble_prefers_what_has_the_lower_error():
+    from aekit.tasks.denoise import compare_ensemble
+
+    x = torch.rand(6, 1, 5, 5, generator=torch.Generator().manual_seed(0)) * 0.5
+    x[..., 0, 0] = 1.0  # upright: the top-left pixel is the largest
+    # exact on upright images, off by 0.2 on the others. Two of the eight symmetries keep the top-left pixel where
+    # it is (the identity and the transpose), so the ensemble's mean is off by 6/8 * 0.2 = 0.15 at every pixel but
+    # the top-left one, where 1.15 is clipped back to 1: MSE 0.15^2 * 24/25; one pass is exact.
+    out = compare_ensemble(_Turned(0.2), x)
+    assert out["ensemble"] is False and out["mse_one_pass"] == 0.0
+    assert out["mse_ensemble"] == pytest.approx(0.15 ** 2 * 24 / 25, rel=1e-5)
+    out = compare_ensemble(_Turned(0.0), x)  # a symmetric map: equal errors (up to rounding): one pass is kept
+    assert out["ensemble"] is False and out["mse_one_pass"] == 0.0 and out["mse_ensemble"] < 1e-12
+
+
+def test_a_dae_on_images_chooses_its_ensemble_on_its_validation_images(tmp_path):
+    """'aekit train dae' on images records "denoise": {"choose": "validation", "ensemble": <bool>, "validation":
+    {...}}, the bool being exactly the lower of the two recorded errors, and 'aekit denoise' follows it."""
+    import json
+
+    import numpy as np
+
+    from aekit.training.train_run import train_run
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    summary = train_run(tmp_path / "r", variant="dae", data={"source": str(tmp_path / "x.npy"), "val_fraction": 0.25},
+                        model={}, train={"epochs": 1, "batch_size": 8, "progress": False})
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    rec = info["denoise"]
+    assert rec["choose"] == "validation" and isinstance(rec["ensemble"], bool)
+    v = rec["validation"]
+    assert v["images"] == 10 and rec["ensemble"] == (v["mse_ensemble"] < v["mse_one_pass"])
+    assert summary["denoise_ensemble"] == rec["ensemble"]
+    from aekit.tasks.denoise import denoise_run
+
+    assert denoise_run(tmp_path / "r", data=str(tmp_path / "x.npy"))["ensemble"] == rec["ensemble"]

@@ -31,8 +31,8 @@ def add_denoise_parser(sub) -> None:
     e = p.add_mutually_exclusive_group()
     e.add_argument("--ensemble", dest="ensemble", action="store_true", default=None,
                    help="average the denoised 8 turned and flipped copies of each image (8x the time; default: what "
-                        "the run records: on for 'aekit train dae' on images (its data-aware default) and for runs "
-                        "trained with --augment dihedral, off otherwise)")
+                        "the run records: 'aekit train dae' on images chooses it on its validation images; runs "
+                        "trained with --augment dihedral use it; others take one pass)")
     e.add_argument("--no-ensemble", dest="ensemble", action="store_false", help="one pass per image")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=run_denoise, ensemble=None)

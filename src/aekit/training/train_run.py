@@ -126,5 +126,12 @@ def train_run(out_dir, *, variant: str | None = None, data: dict | None = None, 
         result = trainer.fit(ds.train, ds.val, resume=resume, **labels)
     if not dist_ctx.is_main:
         return None  # rank 0 reports
-    return {"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
-            "best_epoch": result.best_epoch, "best_val_loss": result.best_val, "stopped_early": result.stopped_early}
+    summary = {"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
+               "best_epoch": result.best_epoch, "best_val_loss": result.best_val, "stopped_early": result.stopped_early}
+    if isinstance(run_info.get("denoise"), dict):  # a denoiser whose self-ensemble is chosen on its validation split
+        from ..tasks.denoise import choose_ensemble_for_run
+
+        record = choose_ensemble_for_run(out, ds.val)
+        if record is not None:
+            summary["denoise_ensemble"] = record["ensemble"]
+    return summary
