@@ -28,10 +28,18 @@ TITLES = {
     "denoising_defaults": "Denoising with `aekit train dae` given --epochs 10 --batch-size 128 (the defaults before the "
                           "1,000-step budget), against NL-means and BM3D tuned on validation",
     "denoising_defaults_mnist": "Denoising with the command-line defaults (`aekit train dae` + `aekit denoise`, no "
-                                "option: U-Net, blind noise, 32 epochs = the 1,000-step budget on 4,000 images), MNIST, "
-                                "against NL-means and BM3D tuned on validation",
+                                "option: U-Net, blind noise, at least 5,000 steps, the self-ensemble as the run chose it "
+                                "on its validation images; dae_one_pass: --no-ensemble), MNIST, against NL-means and "
+                                "BM3D tuned on validation",
     "denoising_defaults_photos": "Denoising with the command-line defaults, 32x32 patches of held-out natural photographs "
                                  "(trained on patches of 12 others), against NL-means and BM3D tuned on validation",
+    "denoising_ensemble_validation": "The image DAE's denoising self-ensemble (tta8) and training on the 8 turns (aug), "
+                                     "on validation images only: what chose the ensemble rule",
+    "disentanglement_annealed_long": "The capacity-annealed VAE on the paper's longer schedule (25,000 steps, C on the "
+                                     "information, hinge, gamma 30, C_max 8 nats, chosen on validation seeds 100 and 101), "
+                                     "3 seeds, beside beta-VAE b=4 at 5,000 steps",
+    "disentanglement_annealed_validation": "The settings tried for the annealed VAE on validation seeds 100 and 101 "
+                                           "(model and training seeds; never the reported 0, 1, 2): every run",
     "train_throughput_flush_1t": "Time to quality with subnormals flushed in training (1 thread): the tutorial loop, the same "
                                  "loop with the flush (not what users write), and what `aekit train ae --hidden 512,256 "
                                  "--latent-dim 32` builds",
