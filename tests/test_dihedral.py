@@ -167,7 +167,7 @@ class _Turned(torch.nn.Module):
 
 
 def test_compare_ensemble_prefers_what_has_the_lower_error():
-    from aekit.tasks.denoise import compare_ensemble
+    from aekit.training.denoise_ensemble import compare_ensemble
 
     x = torch.rand(6, 1, 5, 5, generator=torch.Generator().manual_seed(0)) * 0.5
     x[..., 0, 0] = 1.0  # upright: the top-left pixel is the largest
@@ -204,3 +204,12 @@ def test_a_dae_on_images_chooses_its_ensemble_on_its_validation_images(tmp_path)
     from aekit.tasks.denoise import denoise_run
 
     assert denoise_run(tmp_path / "r", data=str(tmp_path / "x.npy"))["ensemble"] == rec["ensemble"]
+    from aekit.training.denoise_ensemble import choose_ensemble_for_run
+
+    none = choose_ensemble_for_run(tmp_path / "r", torch.zeros(0, 1, 8, 8))  # no validation images: one pass
+    assert none["ensemble"] is False and none["validation"] is None
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["denoise"]["ensemble"] is False
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    del info["denoise"]
+    (tmp_path / "r" / "run.json").write_text(json.dumps(info))
+    assert choose_ensemble_for_run(tmp_path / "r", torch.rand(4, 1, 8, 8)) is None  # a run that asks for no choice

@@ -57,62 +57,6 @@ def denoise(model, x_noisy: torch.Tensor, *, batch_size: int = 1000, ensemble: b
     return torch.cat([model.reconstruct(x_noisy[i:i + batch_size]) for i in range(0, x_noisy.shape[0], batch_size)])
 
 
-@torch.no_grad()
-def compare_ensemble(model, x_val: torch.Tensor, *, seed: int = 0, max_images: int = 512) -> dict:
-    """Denoise validation images corrupted by the model's own training corruption (its blind noise: one level per
-    image from the training range), in one pass and with the ensemble, and compare the mean squared errors.
-
-    {'ensemble': bool (True when the ensemble's MSE is lower), 'images', 'mse_one_pass', 'mse_ensemble',
-    'psnr_one_pass', 'psnr_ensemble' (dB, peak 1, of the mean MSE; None unless the data lie in [0, 1])}."""
-    import math
-
-    x = x_val[:max_images].float()
-    corruption = model.corruption
-    was = corruption.training
-    corruption.train()  # the training corruption (identity in eval mode)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            noisy = corruption(x)
-    finally:
-        corruption.train(was)
-    unit = bool(x.numel() and x.min() >= 0 and x.max() <= 1)
-    out = {}
-    for name, ens in (("one_pass", False), ("ensemble", True)):
-        y = denoise(model, noisy, ensemble=ens)
-        y = y.clamp(0, 1) if unit else y
-        mse = float(((y - x) ** 2).mean())
-        out[f"mse_{name}"] = mse
-        out[f"psnr_{name}"] = (10 * math.log10(1 / mse) if mse > 0 else float("inf")) if unit else None
-    return {"ensemble": out["mse_ensemble"] < out["mse_one_pass"], "images": int(x.shape[0]), **out}
-
-
-def choose_ensemble_for_run(run_dir, x_val: torch.Tensor) -> dict | None:
-    """For a run whose run.json asks for it ({"denoise": {"choose": "validation"}}: 'aekit train dae' on images),
-    decide on its validation images whether denoising averages over the symmetries, and record the decision and
-    the figures in run.json ("denoise": {"choose", "ensemble", "validation"}). Returns the record, or None when the
-    run asks for no choice. Without validation images the run denoises in one pass."""
-    from pathlib import Path
-
-    from ..checkpoint import atomic_write_json, read_json
-    from ..training.runs import load_run
-
-    path = Path(run_dir) / "run.json"
-    info = read_json(path)
-    asked = info.get("denoise")
-    if not (isinstance(asked, dict) and asked.get("choose") == "validation"):
-        return None
-    if x_val is None or x_val.shape[0] == 0 or x_val.dim() != 4:
-        record = {"choose": "validation", "ensemble": False, "validation": None,
-                  "reason": "no validation images: one pass"}
-    else:
-        model, _ = load_run(run_dir)  # the kept (best) model, as 'aekit denoise' loads it
-        figures = compare_ensemble(model, x_val)
-        record = {"choose": "validation", "ensemble": figures.pop("ensemble"), "validation": figures}
-    atomic_write_json(path, {**info, "denoise": record})
-    return record
-
-
 def ensemble_by_default(info: dict) -> bool:
     """Whether denoising with a run averages over the image symmetries when not told: what its run.json records
     ("denoise": {"ensemble": true/false}, chosen on its validation images by 'aekit train dae' on images), else

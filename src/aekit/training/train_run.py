@@ -129,7 +129,7 @@ def train_run(out_dir, *, variant: str | None = None, data: dict | None = None, 
     summary = {"run_dir": str(out), "epochs": trainer.epoch, "seconds": round(result.seconds, 2),
                "best_epoch": result.best_epoch, "best_val_loss": result.best_val, "stopped_early": result.stopped_early}
     if isinstance(run_info.get("denoise"), dict):  # a denoiser whose self-ensemble is chosen on its validation split
-        from ..tasks.denoise import choose_ensemble_for_run
+        from .denoise_ensemble import choose_ensemble_for_run
 
         record = choose_ensemble_for_run(out, ds.val)
         if record is not None:
