@@ -112,7 +112,7 @@ class KLPrior:
     Burgess et al. 2018."""
     requires = frozenset({"posterior"})
 
-    def __init__(self, *, beta: float = 1.0, capacity: float = 0.0, capacity_steps: int = 0):
+    def __init__(self, *, beta: float = 1.0, capacity: float = 0.0, capacity_steps: int = 0, capacity_start: float = 0.0):
         pass
 
 
@@ -238,6 +238,8 @@ def test_regularizer_shorthands(registry):
     assert kwargs_of("vae", "--beta", "4") == {"regularizers": {"kl_prior": {"beta": 4.0}}}
     assert kwargs_of("beta_vae", "--gamma", "20", "--capacity", "5", "--capacity-steps", "10") == {
         "regularizers": {"kl_prior": {"beta": 20.0, "capacity": 5.0, "capacity_steps": 10}}}
+    assert kwargs_of("annealed_vae", "--gamma", "30", "--capacity", "8", "--capacity-start", "4") == {
+        "regularizers": {"kl_prior": {"beta": 30.0, "capacity": 8.0, "capacity_start": 4.0}}}
     assert kwargs_of("ae", "--sparsity", "l1:0.01", "--contractive", "0.5") == {
         "regularizers": {"l1_activity": {"weight": 0.01}, "contractive": {"weight": 0.5}}}
     # the KL sparsity penalty needs codes in (0, 1): a deterministic code gets a sigmoid unless told otherwise

@@ -179,12 +179,12 @@ def test_annealed_kl_term_follows_the_capacity_schedule():
 
 
 def test_annealed_loss_in_the_model_is_recon_plus_gamma_abs_kl_minus_c():
-    # the paper's form, on the whole KL (the recipe's default measures C on the information: capacity_on)
-    assert aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8))["regularizers"]["kl_prior"]["capacity_on"] \
-        == "information"
+    # the paper's form, on the whole KL (the recipe's default caps the information with the hinge)
+    recipe = aekit.resolve_config("annealed_vae", input_shape=(1, 8, 8))["regularizers"]["kl_prior"]
+    assert recipe["capacity_on"] == "information" and recipe["capacity_loss"] == "hinge"
     model = aekit.build("annealed_vae", input_shape=(1, 8, 8), channels=[4, 8], latent_dim=3, seed=0,
                         regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
-                                                   "capacity_on": "kl"}})
+                                                   "capacity_on": "kl", "capacity_loss": "abs"}})
     reg = model.regularizers["kl_prior"]
     reg.step.fill_(4)                                  # C = 2 nats
     model.train()
@@ -263,7 +263,7 @@ def test_the_kl_splits_exactly_into_information_and_marginal():
 def test_the_capacity_on_the_information_term():
     model = aekit.build("annealed_vae", input_shape=(1, 8, 8), backbone={"conv": {"channels": [4, 8]}}, latent_dim=3,
                         seed=0, regularizers={"kl_prior": {"beta": 50.0, "capacity": 5.0, "capacity_steps": 10,
-                                                           "capacity_on": "information"}})
+                                                           "capacity_on": "information", "capacity_loss": "abs"}})
     from aekit.axes.divergences import kl_information_split
 
     reg = model.regularizers["kl_prior"]
@@ -347,7 +347,7 @@ def tiny_run(tmp_path_factory):
 def test_train_records_the_capacity_options(tiny_run):
     info = json.loads((tiny_run / "run" / "run.json").read_text())
     assert info["model"]["regularizers"]["kl_prior"] == {"beta": 20.0, "capacity": 5.0, "capacity_steps": 10,
-                                                         "capacity_on": "information"}   # the recipe's
+                                                         "capacity_on": "information", "capacity_loss": "hinge"}  # the recipe's
     assert info["data"]["source"] == "dsprites32" and info["dataset"]["shape"] == [1, 32, 32]
     code, _, err = cli("train", "beta_vae", "--data", "dsprites32", "--max-samples", "8", "--gamma", "3",
                        "--beta", "4", "--out", tiny_run / "bad")

@@ -264,9 +264,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--learn-sigma", action="store_true", default=None, help="likelihood gaussian: learn sigma")
     s.add_argument("--beta", type=float, default=None, help="regularizer kl_prior: KL weight (default: the variant's)")
     s.add_argument("--capacity", type=float, default=None, help="regularizer kl_prior: KL capacity C_max in nats "
-                                                                "(annealed VAE: gamma * |KL - C|)")
+                                                                "(annealed VAE: gamma * max(0, I - C))")
     s.add_argument("--capacity-steps", type=int, default=None,
-                   help="regularizer kl_prior: steps over which C rises linearly from 0 to C_max")
+                   help="regularizer kl_prior: steps over which C rises linearly from --capacity-start to C_max")
+    s.add_argument("--capacity-start", type=float, default=None,
+                   help="regularizer kl_prior: C at step 0 in nats (default 0; about half of C_max kept the annealed "
+                        "VAE from entangling x and y on dSprites)")
     s.add_argument("--gamma", type=float, default=None, help="regularizer kl_prior: weight gamma of |KL - C| (same as --beta)")
     s.add_argument("--sparsity", default=None,
                    help="regularizer kl_sparsity (kl:RHO[:WEIGHT]) or l1_activity (l1:WEIGHT)")
@@ -429,7 +432,8 @@ def build_kwargs(args) -> dict:
 
 
 def _regularizers(args) -> dict | None:
-    """--reg specs plus the shorthands (--sparsity, --contractive, --beta, --gamma, --capacity, --capacity-steps)."""
+    """--reg specs plus the shorthands (--sparsity, --contractive, --beta, --gamma, --capacity, --capacity-steps,
+    --capacity-start)."""
     regs: dict[str, dict | None] = {}
     for text in getattr(args, "reg", None) or []:
         head, _, rest = str(text).partition(":")
@@ -452,7 +456,8 @@ def _regularizers(args) -> dict | None:
         raise ConfigError("--gamma and --beta both set the kl_prior weight; give one of them.")
     kl = {k: v for k, v in (("beta", getattr(args, "beta", None)), ("beta", getattr(args, "gamma", None)),
                             ("capacity", getattr(args, "capacity", None)),
-                            ("capacity_steps", getattr(args, "capacity_steps", None))) if v is not None}
+                            ("capacity_steps", getattr(args, "capacity_steps", None)),
+                            ("capacity_start", getattr(args, "capacity_start", None))) if v is not None}
     if kl:
         short["kl_prior"] = kl
     flags = {"kl_sparsity": "--sparsity", "l1_activity": "--sparsity", "contractive": "--contractive",
