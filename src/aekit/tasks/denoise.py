@@ -49,12 +49,9 @@ def denoise(model, x_noisy: torch.Tensor, *, batch_size: int = 1000, ensemble: b
         raise ConfigError(f"ensemble needs images (N, C, H, W); got data of shape {tuple(x_noisy.shape)}.")
     if x_noisy.shape[0] == 0:
         return x_noisy.clone()
-    if ensemble:
-        from ..training.dihedral import self_ensemble
+    from ..training.denoise_ensemble import reconstructed
 
-        one = model.reconstruct
-        return torch.cat([self_ensemble(one, x_noisy[i:i + batch_size]) for i in range(0, x_noisy.shape[0], batch_size)])
-    return torch.cat([model.reconstruct(x_noisy[i:i + batch_size]) for i in range(0, x_noisy.shape[0], batch_size)])
+    return reconstructed(model, x_noisy, ensemble=ensemble, batch_size=batch_size)
 
 
 def ensemble_by_default(info: dict) -> bool:

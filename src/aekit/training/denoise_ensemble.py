@@ -21,8 +21,9 @@ from .dihedral import self_ensemble
 
 
 @torch.no_grad()
-def _denoised(model, x: torch.Tensor, *, ensemble: bool, batch_size: int = 256) -> torch.Tensor:
-    """model.reconstruct of x (N, C, H, W) in eval mode, in batches, or its mean over the symmetries."""
+def reconstructed(model, x: torch.Tensor, *, ensemble: bool, batch_size: int = 1000) -> torch.Tensor:
+    """model.reconstruct of x (N, ...) in eval mode, batch_size rows at a time, or (ensemble=True, images
+    (N, C, H, W)) its mean over the symmetries; the one loop behind tasks.denoise.denoise and the choice below."""
     model.eval()
     one = model.reconstruct
     parts = [self_ensemble(one, x[i:i + batch_size]) if ensemble else one(x[i:i + batch_size])
@@ -50,7 +51,7 @@ def compare_ensemble(model, x_val: torch.Tensor, *, seed: int = 0, max_images: i
     unit = bool(x.numel() and x.min() >= 0 and x.max() <= 1)
     out = {}
     for name, ens in (("one_pass", False), ("ensemble", True)):
-        y = _denoised(model, noisy, ensemble=ens)
+        y = reconstructed(model, noisy, ensemble=ens)
         y = y.clamp(0, 1) if unit else y
         mse = float(((y - x) ** 2).mean())
         out[f"mse_{name}"] = mse
@@ -82,4 +83,4 @@ def choose_ensemble_for_run(run_dir, x_val: torch.Tensor) -> dict | None:
     return record
 
 
-__all__ = ["choose_ensemble_for_run", "compare_ensemble"]
+__all__ = ["choose_ensemble_for_run", "compare_ensemble", "reconstructed"]
