@@ -41,6 +41,8 @@ TITLES = {
     "disentanglement_annealed_start": "The capacity-annealed VAE with C starting at 4 nats (C 4 -> 8 over 20,000 of "
                                       "25,000 steps, information, hinge, gamma 30; chosen on validation seeds 100 and "
                                       "101), 3 seeds, beside beta-VAE b=4 at 5,000 steps",
+    "disentanglement_beta4_long": "beta-VAE b=4 on the annealed VAE's 25,000-step budget, 3 seeds: its equal-budget "
+                                  "baseline",
     "disentanglement_annealed_validation": "The settings tried for the annealed VAE on validation seeds 100 and 101 "
                                            "(model and training seeds; never the reported 0, 1, 2): every run",
     "train_throughput_flush_1t": "Time to quality with subnormals flushed in training (1 thread): the tutorial loop, the same "

@@ -113,7 +113,7 @@ def annealed_vae() -> dict:
       capacity on many weak units (two-sided: MIG 0.323 / 0.095 on two validation seeds, hinge 0.382 / 0.415).
     Starting C at about half of C_max (kl_prior capacity_start, in nats: not a recipe default, set it with
     capacity) keeps one unit from taking x and y together while C is small: with gamma 30, C 4 -> 8 nats over
-    20,000 of 25,000 steps, MIG 0.433 (0.406-0.450) on 3 seeds (beta-VAE b=4: 0.406;
+    20,000 of 25,000 steps, MIG 0.433 (0.406-0.450) on 3 seeds (beta-VAE b=4 on the same steps: 0.418;
     benchmarks/results/disentanglement_annealed_start.json); from C = 0 the same run gave 0.099.
     Burgess et al. 2018, Understanding disentangling in beta-VAE."""
     return {**beta_vae(), "backbone": {"conv": {"channels": [32, 32, 64, 64], "hidden": [256, 256]}},
